@@ -1,0 +1,1 @@
+"""fiberflow's core: settings, database (models, migrations, IPAM) and the CLI."""

@@ -1,0 +1,35 @@
+"""SQLAlchemy 2 models. Import from here; Alembic reads ``Base.metadata``."""
+
+from core.db.models.base import Base, utcnow
+from core.db.models.ipam import IpAllocation, IpPool, VlanAllocation
+from core.db.models.logs import DeviceCommandAudit, EventLog
+from core.db.models.radius import RadCheck, RadGroupCheck, RadGroupReply, RadReply, RadUserGroup
+from core.db.models.service import (
+    OPERATION_TRANSITIONS,
+    TRANSITIONAL,
+    InvalidTransition,
+    Operation,
+    ServiceInstance,
+    ServiceStatus,
+)
+
+__all__ = [
+    "OPERATION_TRANSITIONS",
+    "TRANSITIONAL",
+    "Base",
+    "DeviceCommandAudit",
+    "EventLog",
+    "InvalidTransition",
+    "IpAllocation",
+    "IpPool",
+    "Operation",
+    "RadCheck",
+    "RadGroupCheck",
+    "RadGroupReply",
+    "RadReply",
+    "RadUserGroup",
+    "ServiceInstance",
+    "ServiceStatus",
+    "VlanAllocation",
+    "utcnow",
+]

@@ -1,0 +1,124 @@
+"""The one settings class. Every value comes from ``FIBERFLOW_*`` environment variables.
+
+A process that joins a running ``fiberflow up`` (``fiberflow api --data-dir X``,
+``fiberflow worker``) also reads ``X/stack.json``, which ``up`` writes with the
+addresses it chose; an explicit environment variable always wins.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Keys people paste from tutorials; refusing them keeps a demo key out of production.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "secret", "your-secret-key", "dev", "test", "jwt-secret"}
+)
+MIN_JWT_SECRET_BYTES = 32
+STACK_FILE = "stack.json"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong. ``setting`` names the environment variable."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FIBERFLOW_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://USER@HOST:PORT/DB or sqlite:///PATH; default SQLite in DATA_DIR",
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://HOST:PORT/DB; default: a Redis server of our own"
+    )
+    data_dir: Path = Path(".fiberflow")
+    jwt_secret: SecretStr | None = None
+    # Explicit opt-in for a generated, persisted JWT key (make demo, local hacking).
+    dev_mode: bool = False
+    inventory: Path | None = None
+    event_retention_seconds: int = Field(default=3600, gt=0)
+    sse_max_connections_per_tenant: int = Field(default=100, gt=0)
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    prefect_api_url: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    # -- derived values -------------------------------------------------------------
+    @property
+    def stack(self) -> dict[str, Any]:
+        """What a running ``fiberflow up`` with this data dir published, or {}."""
+        path = self.data_dir / STACK_FILE
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data
+
+    def effective_database_url(self) -> str:
+        return (
+            self.database_url
+            or self.stack.get("database_url")
+            or f"sqlite:///{self.data_dir / 'fiberflow.db'}"
+        )
+
+    def effective_redis_url(self) -> str | None:
+        return self.redis_url or self.stack.get("redis_url")
+
+    def effective_prefect_api_url(self) -> str | None:
+        return self.prefect_api_url or self.stack.get("prefect_api_url")
+
+    def effective_inventory(self) -> Path | None:
+        if self.inventory is not None:
+            return self.inventory
+        stacked = self.stack.get("inventory")
+        return Path(stacked) if stacked else None
+
+    def jwt_key(self) -> str:
+        """The HS256 key. Refuses a missing, short or placeholder key outside dev mode."""
+        if self.jwt_secret is not None:
+            key = self.jwt_secret.get_secret_value()
+            if key.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ConfigError("FIBERFLOW_JWT_SECRET", "is a placeholder; set a random key")
+            if len(key.encode()) < MIN_JWT_SECRET_BYTES:
+                raise ConfigError(
+                    "FIBERFLOW_JWT_SECRET", f"must be at least {MIN_JWT_SECRET_BYTES} bytes"
+                )
+            return key
+        if not self.dev_mode:
+            raise ConfigError(
+                "FIBERFLOW_JWT_SECRET",
+                "is not set (set a random key of 32+ bytes, or FIBERFLOW_DEV_MODE=1 for a lab)",
+            )
+        return self._dev_jwt_key()
+
+    def _dev_jwt_key(self) -> str:
+        # Dev mode: one random key per data dir, shared by every process of the stack.
+        path = self.data_dir / "dev-jwt-secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -107,3 +107,25 @@ def ipv4_mask(value: object) -> str:
         return str(ipaddress.IPv4Network(f"0.0.0.0/{value}").netmask)
     except (ValueError, TypeError):
         raise InvalidInput("netmask", value, "must be an IPv4 netmask") from None
+
+
+# RADIUS attribute names as in the dictionary, and the values fiberflow puts in reply /
+# CoA attributes (Cisco-AVPair "ip:sub-qos-policy-in=PLAN-100M-IN", Cisco-Account-Info
+# "APLAN-100M"): no spaces, quotes, ';' or control characters.
+RADIUS_ATTRIBUTE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}")
+RADIUS_VALUE = re.compile(r"[A-Za-z0-9._:=@/+-]{1,253}")
+
+
+def radius_attribute(value: object) -> str:
+    return _check("radius attribute", value, RADIUS_ATTRIBUTE)
+
+
+def radius_value(field: str, value: object) -> str:
+    return _check(field, value, RADIUS_VALUE)
+
+
+def radius_secret(value: object) -> str:
+    """A RADIUS shared secret: printable ASCII, 1-128 characters. Never echoed back."""
+    if not isinstance(value, str) or not PASSWORD.fullmatch(value):
+        raise InvalidInput("secret", "<redacted>", "must be 1-128 printable ASCII characters")
+    return value

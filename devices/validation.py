@@ -124,6 +124,18 @@ def radius_value(field: str, value: object) -> str:
     return _check(field, value, RADIUS_VALUE)
 
 
+# A subscriber's RADIUS password. Narrower than PASSWORD: FreeRADIUS's rlm_sql treats a
+# radcheck value wrapped in quotes specially (a back-quoted one is xlat-expanded), so no
+# quotes, backquotes, backslashes, ';' or spaces.
+RADIUS_PASSWORD = re.compile(r"[A-Za-z0-9!#$%&()*+,./:<=>?@\[\]^_{|}~-]{1,128}")
+
+
+def radius_password(value: object) -> str:
+    if not isinstance(value, str) or not RADIUS_PASSWORD.fullmatch(value):
+        raise InvalidInput("password", "<redacted>", f"must match {RADIUS_PASSWORD.pattern}")
+    return value
+
+
 def radius_secret(value: object) -> str:
     """A RADIUS shared secret: printable ASCII, 1-128 characters. Never echoed back."""
     if not isinstance(value, str) or not PASSWORD.fullmatch(value):

@@ -1,0 +1,47 @@
+"""Radius: one object for tasks, the SQL store and the pyrad client side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from devices.base import Result
+from devices.inventory import Plan
+from devices.radius.client import RadiusClient
+from devices.radius.sql import RadiusStore
+from devices.radius.types import AuthResult, CoaResult, NasTarget, RadiusSubscriber
+
+
+class Radius:
+    """Implements RadiusDriver by delegating rows to RadiusStore and packets to RadiusClient."""
+
+    def __init__(self, store: RadiusStore, client: RadiusClient) -> None:
+        self.store = store
+        self.client = client
+
+    def activate(
+        self, username: str, password: str, ip: str, plan: str, *, netmask: str | None = None
+    ) -> Result:
+        return self.store.activate(username, password, ip, plan, netmask=netmask)
+
+    def set_group(self, username: str, group: str) -> Result:
+        return self.store.set_group(username, group)
+
+    def remove(self, username: str) -> Result:
+        return self.store.remove(username)
+
+    def get(self, username: str) -> RadiusSubscriber | None:
+        return self.store.get(username)
+
+    def ensure_groups(self, plans: Iterable[Plan], walled_garden: str) -> Result:
+        return self.store.ensure_groups(plans, walled_garden)
+
+    def authenticate(self, username: str, password: str) -> AuthResult:
+        return self.client.authenticate(username, password)
+
+    def coa(
+        self, nas: NasTarget, username: str, attributes: Mapping[str, str | Sequence[str]]
+    ) -> CoaResult:
+        return self.client.coa(nas, username, attributes)
+
+    def disconnect(self, nas: NasTarget, username: str) -> CoaResult:
+        return self.client.disconnect(nas, username)

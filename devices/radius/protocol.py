@@ -1,0 +1,42 @@
+"""The RADIUS driver as tasks see it: SQL rows (FreeRADIUS schema) + the wire (pyrad)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from devices.base import Result
+from devices.inventory import Plan
+from devices.radius.types import AuthResult, CoaResult, NasTarget, RadiusSubscriber
+
+
+class RadiusRows(Protocol):
+    """Subscriber rows (RadiusStore)."""
+
+    def activate(
+        self, username: str, password: str, ip: str, plan: str, *, netmask: str | None = None
+    ) -> Result: ...
+
+    def set_group(self, username: str, group: str) -> Result: ...
+
+    def remove(self, username: str) -> Result: ...
+
+    def get(self, username: str) -> RadiusSubscriber | None: ...
+
+    def ensure_groups(self, plans: Iterable[Plan], walled_garden: str) -> Result: ...
+
+
+class RadiusWire(Protocol):
+    """Packets (RadiusClient). Timeouts raise RadiusTimeout (a TransientDeviceError)."""
+
+    def authenticate(self, username: str, password: str) -> AuthResult: ...
+
+    def coa(
+        self, nas: NasTarget, username: str, attributes: Mapping[str, str | Sequence[str]]
+    ) -> CoaResult: ...
+
+    def disconnect(self, nas: NasTarget, username: str) -> CoaResult: ...
+
+
+class RadiusDriver(RadiusRows, RadiusWire, Protocol):
+    """Both halves; devices.radius.driver.Radius implements it."""

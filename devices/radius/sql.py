@@ -1,0 +1,298 @@
+"""Subscriber rows in FreeRADIUS's standard rlm_sql schema (the one place devices/ uses SQL).
+
+An unmodified FreeRADIUS ``sql`` module reads what this writes, and a change takes
+effect on the next Access-Request (no restart):
+
+- ``radcheck``      ``<user> Cleartext-Password := <password>``
+- ``radreply``      ``<user> Framed-IP-Address := <ip>`` (+ ``Framed-IP-Netmask`` if given)
+- ``radusergroup``  ``<user> -> <plan>`` or ``suspended`` (priority 1)
+- ``radgroupreply`` per-plan and walled-garden attributes (``ensure_groups``, see policy.py)
+
+The store owns these managed rows of a username: activate() replaces them; rows an
+operator added by hand for the same user (e.g. ``Simultaneous-Use`` in radcheck, other
+radreply attributes) are left alone, except that remove() deletes every row of the user.
+Every operation validates all values first (InvalidInput before any SQL) and runs in one
+transaction, so a failure leaves no half-written rows. On PostgreSQL a transaction-scoped
+advisory lock per username serializes concurrent writers; SQLite's ``BEGIN IMMEDIATE``
+(core.db.engine) already does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, delete, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db.models.radius import RadCheck, RadGroupReply, RadReply, RadUserGroup
+from devices import validation
+from devices.base import (
+    AuditSink,
+    CommandRecord,
+    PermanentDeviceError,
+    Result,
+    TransientDeviceError,
+    no_audit,
+)
+from devices.inventory import Plan
+from devices.radius.policy import group_replies
+from devices.radius.types import RadiusSubscriber, ReplyAttribute
+
+logger = logging.getLogger(__name__)
+
+PASSWORD_ATTR = "Cleartext-Password"
+IP_ATTR = "Framed-IP-Address"
+MASK_ATTR = "Framed-IP-Netmask"
+_MANAGED_REPLY = (IP_ATTR, MASK_ATTR)
+
+# (table, attribute, op, value) — a comparable picture of the rows of one user.
+_Row = tuple[str, str, str, str]
+
+
+class RadiusStore:
+    """Writes and reads subscriber rows. Takes an Engine or a sessionmaker."""
+
+    def __init__(
+        self,
+        db: Engine | sessionmaker[Session],
+        *,
+        name: str = "radius-sql",
+        audit: AuditSink = no_audit,
+    ) -> None:
+        self._sessions = sessionmaker(db, expire_on_commit=False) if isinstance(db, Engine) else db
+        self.name = name
+        self._audit = audit
+
+    # -- writes -----------------------------------------------------------------------
+    def activate(
+        self, username: str, password: str, ip: str, plan: str, *, netmask: str | None = None
+    ) -> Result:
+        """Create or update the subscriber's rows; a no-op when they already match."""
+        username = validation.username(username)
+        password = validation.radius_password(password)
+        ip = validation.ipv4("ip", ip)
+        plan = validation.group(plan)
+        mask = validation.ipv4_mask(netmask) if netmask is not None else None
+        desired: list[_Row] = [
+            ("radcheck", PASSWORD_ATTR, ":=", password),
+            ("radreply", IP_ATTR, ":=", ip),
+        ]
+        if mask is not None:
+            desired.append(("radreply", MASK_ATTR, ":=", mask))
+        desired.append(("radusergroup", "group", "1", plan))
+        started = time.monotonic()
+        with self._tx(username) as s:
+            current = self._managed_rows(s, username)
+            if sorted(current) == sorted(desired):
+                result = Result(changed=False, detail={"username": username, "group": plan})
+            else:
+                self._delete_managed(s, username)
+                s.add(RadCheck(username=username, attribute=PASSWORD_ATTR, op=":=", value=password))
+                s.add(RadReply(username=username, attribute=IP_ATTR, op=":=", value=ip))
+                if mask is not None:
+                    s.add(RadReply(username=username, attribute=MASK_ATTR, op=":=", value=mask))
+                s.add(RadUserGroup(username=username, groupname=plan, priority=1))
+                result = Result(
+                    changed=True,
+                    diff=_diff(current, desired),
+                    detail={"username": username, "group": plan, "ip": ip},
+                )
+        self._record(f"activate {username} ip={ip} group={plan}", result, started)
+        return result
+
+    def set_group(self, username: str, group: str) -> Result:
+        """Move the subscriber to another group (a plan, or ``suspended``)."""
+        username = validation.username(username)
+        group = validation.group(group)
+        started = time.monotonic()
+        with self._tx(username) as s:
+            if not s.scalars(select(RadCheck.id).where(RadCheck.username == username)).first():
+                raise PermanentDeviceError(self.name, f"no RADIUS subscriber {username!r}")
+            current = list(
+                s.scalars(select(RadUserGroup.groupname).where(RadUserGroup.username == username))
+            )
+            if current == [group]:
+                result = Result(changed=False, detail={"username": username, "group": group})
+            else:
+                s.execute(delete(RadUserGroup).where(RadUserGroup.username == username))
+                s.add(RadUserGroup(username=username, groupname=group, priority=1))
+                diff = (
+                    "".join(f"- radusergroup {g}\n" for g in current) + f"+ radusergroup {group}\n"
+                )
+                result = Result(
+                    changed=True, diff=diff, detail={"username": username, "group": group}
+                )
+        self._record(f"set_group {username} group={group}", result, started)
+        return result
+
+    def remove(self, username: str) -> Result:
+        """Delete every row of the subscriber; a no-op when there are none."""
+        username = validation.username(username)
+        started = time.monotonic()
+        with self._tx(username) as s:
+            counts = [
+                s.execute(delete(model).where(model.username == username)).rowcount  # type: ignore[attr-defined]
+                for model in (RadCheck, RadReply, RadUserGroup)
+            ]
+        removed = sum(counts)
+        result = Result(
+            changed=removed > 0,
+            diff=f"- {removed} rows of {username}\n" if removed else "",
+            detail={"username": username, "rows": removed},
+        )
+        self._record(f"remove {username}", result, started)
+        return result
+
+    def ensure_groups(self, plans: Iterable[Plan], walled_garden: str) -> Result:
+        """Write the radgroupreply rows of every plan group and of ``suspended``."""
+        wanted = group_replies(plans, walled_garden)
+        for rows in wanted.values():
+            for row in rows:
+                validation.radius_attribute(row.attribute)
+                validation.radius_value(row.attribute, row.value)
+        started = time.monotonic()
+        changed: list[str] = []
+        with self._tx("radgroupreply") as s:
+            for group, rows in wanted.items():
+                current = s.scalars(
+                    select(RadGroupReply)
+                    .where(RadGroupReply.groupname == group)
+                    .order_by(RadGroupReply.id)
+                ).all()
+                if [ReplyAttribute(r.attribute, r.op, r.value) for r in current] == list(rows):
+                    continue
+                s.execute(delete(RadGroupReply).where(RadGroupReply.groupname == group))
+                for row in rows:
+                    s.add(
+                        RadGroupReply(
+                            groupname=group, attribute=row.attribute, op=row.op, value=row.value
+                        )
+                    )
+                changed.append(group)
+        result = Result(
+            changed=bool(changed),
+            diff="".join(f"~ radgroupreply {g}\n" for g in changed),
+            detail={"groups": sorted(wanted), "changed": changed},
+        )
+        self._record("ensure_groups " + ",".join(sorted(wanted)), result, started)
+        return result
+
+    # -- reads ------------------------------------------------------------------------
+    def get(self, username: str) -> RadiusSubscriber | None:
+        """The subscriber as the tables hold it, or None when no row names it."""
+        username = validation.username(username)
+        with self._tx(username, lock=False) as s:
+            checks = s.scalars(
+                select(RadCheck).where(RadCheck.username == username).order_by(RadCheck.id)
+            ).all()
+            replies = s.scalars(
+                select(RadReply).where(RadReply.username == username).order_by(RadReply.id)
+            ).all()
+            groups = s.scalars(
+                select(RadUserGroup.groupname)
+                .where(RadUserGroup.username == username)
+                .order_by(RadUserGroup.priority, RadUserGroup.id)
+            ).all()
+        if not checks and not replies and not groups:
+            return None
+        password = next((c.value for c in checks if c.attribute == PASSWORD_ATTR), None)
+        ip = next((r.value for r in replies if r.attribute == IP_ATTR), None)
+        mask = next((r.value for r in replies if r.attribute == MASK_ATTR), None)
+        return RadiusSubscriber(
+            username=username,
+            password=password,
+            ip_address=ip,
+            netmask=mask,
+            groups=tuple(groups),
+            extra_reply=tuple(
+                ReplyAttribute(r.attribute, r.op, r.value)
+                for r in replies
+                if r.attribute not in _MANAGED_REPLY
+            ),
+        )
+
+    # -- internals --------------------------------------------------------------------
+    @contextmanager
+    def _tx(self, key: str, *, lock: bool = True) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as s:
+                if lock and s.get_bind().dialect.name == "postgresql":
+                    # Serialize writers of one username (the schema has no unique keys).
+                    s.execute(
+                        text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"radius:{key}"}
+                    )
+                yield s
+        except (OperationalError, DBAPIError) as exc:
+            # Never str(exc): SQLAlchemy appends the bound parameters (the password).
+            reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+            cls = (
+                TransientDeviceError if isinstance(exc, OperationalError) else PermanentDeviceError
+            )
+            raise cls(self.name, f"database error: {reason}") from None
+        except SQLAlchemyError as exc:
+            raise PermanentDeviceError(self.name, f"database error: {type(exc).__name__}") from None
+
+    def _managed_rows(self, s: Session, username: str) -> list[_Row]:
+        rows: list[_Row] = [
+            ("radcheck", c.attribute, c.op, c.value)
+            for c in s.scalars(
+                select(RadCheck).where(
+                    RadCheck.username == username, RadCheck.attribute == PASSWORD_ATTR
+                )
+            )
+        ]
+        rows += [
+            ("radreply", r.attribute, r.op, r.value)
+            for r in s.scalars(
+                select(RadReply).where(
+                    RadReply.username == username, RadReply.attribute.in_(_MANAGED_REPLY)
+                )
+            )
+        ]
+        rows += [
+            ("radusergroup", "group", str(g.priority), g.groupname)
+            for g in s.scalars(select(RadUserGroup).where(RadUserGroup.username == username))
+        ]
+        return rows
+
+    def _delete_managed(self, s: Session, username: str) -> None:
+        s.execute(
+            delete(RadCheck).where(
+                RadCheck.username == username, RadCheck.attribute == PASSWORD_ATTR
+            )
+        )
+        s.execute(
+            delete(RadReply).where(
+                RadReply.username == username, RadReply.attribute.in_(_MANAGED_REPLY)
+            )
+        )
+        s.execute(delete(RadUserGroup).where(RadUserGroup.username == username))
+
+    def _record(self, command: str, result: Result, started: float) -> None:
+        duration = (time.monotonic() - started) * 1000
+        logger.info(
+            "radius sql %s",
+            command.split(" ", 1)[0],
+            extra={"device": self.name, "command": command, "changed": result.changed},
+        )
+        self._audit(CommandRecord(self.name, command, result.diff, True, duration))
+
+
+def _diff(current: list[_Row], desired: list[_Row]) -> str:
+    def show(row: _Row) -> str:
+        table, attr, op, value = row
+        if attr == PASSWORD_ATTR:
+            value = "<redacted>"
+        return f"{table} {value}" if table == "radusergroup" else f"{table} {attr} {op} {value}"
+
+    old = {show(r) for r in current}
+    new = {show(r) for r in desired}
+    lines = [f"- {r}" for r in sorted(old - new)] + [f"+ {r}" for r in sorted(new - old)]
+    # A changed password shows as "~" (both sides redact the same way).
+    if sorted(current) != sorted(desired) and not lines:
+        lines = ["~ radcheck Cleartext-Password := <redacted>"]
+    return "".join(line + "\n" for line in lines)

@@ -1,0 +1,194 @@
+"""Publishing: database event log first (the source of truth and the outbox), then Redis.
+
+``publish()`` is synchronous because it runs inside Prefect state hooks in worker
+processes. It commits the event to ``event_log``, then XADDs every still
+unpublished event of that service — oldest first, the new one last — to the global
+stream and marks them published. If Redis is down the rows simply stay
+unpublished; the next publish for the service, or ``flush_outbox()`` (the API
+runs it periodically), sends them later in order. A Redis failure is logged,
+never raised. Duplicates in Redis are possible (two flushers racing) and harmless:
+consumers drop ids they have already sent.
+
+Per service, events must reach Redis in id order, otherwise a live consumer that
+has sent id 11 would drop a late id 10. So the insert takes a per-service lock:
+SQLite serializes writers anyway (BEGIN IMMEDIATE), PostgreSQL gets a
+transaction-scoped advisory lock, which makes commit order equal id order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.typing import EncodableT, FieldT
+from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db.engine import make_engine
+from core.db.models import EventLog
+from core.settings import Settings, get_settings
+from events.coalesce import Coalescer
+from events.record import DEFAULT_PREFIX, EventRecord, stream_key
+from events.schema import LifecycleEvent
+
+logger = logging.getLogger(__name__)
+
+# Cap of one flush batch; a longer backlog goes out over several calls, still in order.
+FLUSH_BATCH = 500
+
+
+def connect_sync(url: str, *, connect_timeout: float = 1.0, timeout: float = 2.0) -> redis.Redis:
+    """A sync client that fails fast: a down Redis must not stall a task's hook."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+class EventPublisher:
+    def __init__(
+        self,
+        db: Engine | sessionmaker[Session],
+        redis_client: redis.Redis | None,
+        prefix: str = DEFAULT_PREFIX,
+        retention_seconds: float = 3600,
+        *,
+        coalescer: Coalescer | None = None,
+    ) -> None:
+        self._sessions = sessionmaker(db, expire_on_commit=False) if isinstance(db, Engine) else db
+        self._redis = redis_client
+        self.stream = stream_key(prefix)
+        self.retention_seconds = retention_seconds
+        self.coalescer = coalescer if coalescer is not None else Coalescer()
+        self._flush_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> EventPublisher:
+        settings = settings or get_settings()
+        url = settings.effective_redis_url()
+        return cls(
+            make_engine(settings.effective_database_url()),
+            connect_sync(url) if url else None,
+            retention_seconds=settings.event_retention_seconds,
+        )
+
+    # -- publishing -------------------------------------------------------------------
+    def publish(self, event: LifecycleEvent) -> int | None:
+        """Store ``event`` and send it to Redis. Returns its log id (the SSE ``id:``),
+        or None when the coalescer dropped it as chatty.
+
+        Database errors propagate (the event is not stored); Redis errors do not.
+        """
+        if not self.coalescer.admit(event):
+            return None
+        with self._sessions() as session, session.begin():
+            _lock_service(session, event.service_id)
+            row = EventLog(
+                service_id=event.service_id,
+                tenant_id=event.tenant_id,
+                operation=event.operation.value,
+                operation_id=event.operation_id,
+                event_type=event.event_type,
+                data=event.data(),
+                published=False,
+            )
+            session.add(row)
+            session.flush()
+            event_id = row.id
+            pending = _unpublished(session, event.service_id) if self._redis else []
+        if pending:
+            self._send(pending)
+        return event_id
+
+    def flush_outbox(self, limit: int = FLUSH_BATCH) -> int:
+        """Send up to ``limit`` unpublished events, oldest first. Returns how many
+        reached Redis (0 when Redis is down or nothing is pending)."""
+        if self._redis is None:
+            return 0
+        with self._flush_lock:
+            with self._sessions() as session:
+                rows = session.scalars(
+                    select(EventLog)
+                    .where(EventLog.published.is_(False))
+                    .order_by(EventLog.id)
+                    .limit(limit)
+                ).all()
+                pending = [EventRecord.from_row(r) for r in rows]
+            return self._send(pending) if pending else 0
+
+    def pending_count(self) -> int:
+        """Events still waiting in the outbox."""
+        with self._sessions() as session:
+            count = session.scalar(
+                select(func.count()).select_from(EventLog).where(EventLog.published.is_(False))
+            )
+        return int(count or 0)
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+
+    # -- internals --------------------------------------------------------------------
+    def _send(self, records: Sequence[EventRecord]) -> int:
+        assert self._redis is not None
+        minid = f"{int((time.time() - self.retention_seconds) * 1000)}-0"
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for record in records:
+                fields: dict[FieldT, EncodableT] = {k: v for k, v in record.to_fields().items()}
+                pipe.xadd(self.stream, fields, minid=minid, approximate=True)
+            pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            # Outbox: the rows stay unpublished and go out with the next publish/flush.
+            logger.warning(
+                "redis unavailable; events kept in the outbox",
+                extra={
+                    "event_ids": [r.id for r in records],
+                    "stream": self.stream,
+                    "error": str(exc),
+                },
+            )
+            return 0
+        ids = [r.id for r in records]
+        try:
+            with self._sessions() as session, session.begin():
+                session.execute(update(EventLog).where(EventLog.id.in_(ids)).values(published=True))
+        except Exception:
+            # Already in Redis; left unpublished it is only sent again (a duplicate).
+            logger.exception("could not mark events published", extra={"event_ids": ids})
+        return len(ids)
+
+
+def _unpublished(session: Session, service_id: str) -> list[EventRecord]:
+    rows = session.scalars(
+        select(EventLog)
+        .where(EventLog.service_id == service_id, EventLog.published.is_(False))
+        .order_by(EventLog.id)
+        .limit(FLUSH_BATCH)
+    ).all()
+    return [EventRecord.from_row(r) for r in rows]
+
+
+def _lock_service(session: Session, service_id: str) -> None:
+    # PostgreSQL hands out ids at insert but readers see them at commit; without this
+    # lock a later id could commit (and be streamed) before an earlier one of the same
+    # service. Released at commit. SQLite's BEGIN IMMEDIATE already serializes writers.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"fiberflow.events:{service_id}"},
+        )
+
+
+@lru_cache(maxsize=1)
+def default_publisher() -> EventPublisher:
+    """The process-wide publisher built from the settings (for state hooks)."""
+    return EventPublisher.from_settings()

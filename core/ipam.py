@@ -92,7 +92,9 @@ def allocate_vlan(session: Session, *, scope: str, first: int, last: int, servic
     if existing is not None:
         return existing
     for _ in range(MAX_ATTEMPTS):
-        used = set(session.scalars(select(VlanAllocation.vlan).where(VlanAllocation.scope == scope)))
+        used = set(
+            session.scalars(select(VlanAllocation.vlan).where(VlanAllocation.scope == scope))
+        )
         candidate = next((v for v in range(first, last + 1) if v not in used), None)
         if candidate is None:
             raise PoolExhausted(f"VLAN range {first}-{last} on {scope} has no free VLAN")

@@ -11,7 +11,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -38,7 +38,9 @@ class Credentials(_Strict):
     @model_validator(mode="after")
     def _one_source(self) -> Credentials:
         if (self.password_env is None) == (self.password is None):
-            raise ValueError("give exactly one of password_env (an environment variable) or password")
+            raise ValueError(
+                "give exactly one of password_env (an environment variable) or password"
+            )
         return self
 
     def secret(self) -> str:
@@ -137,18 +139,21 @@ class Inventory(_Strict):
     bngs: list[Bng]
     radius: RadiusServer
     plans: list[Plan]
-    walled_garden_policy: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")] = (
-        "WALLED-GARDEN"
-    )
+    walled_garden_policy: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")] = "WALLED-GARDEN"
 
     @model_validator(mode="after")
     def _cross_check(self) -> Inventory:
-        for kind, items in (("olts", self.olts), ("bngs", self.bngs), ("plans", self.plans)):
+        named: dict[str, list[str]] = {
+            "olts": [o.name for o in self.olts],
+            "bngs": [b.name for b in self.bngs],
+            "plans": [p.name for p in self.plans],
+        }
+        for kind, names in named.items():
             seen: set[str] = set()
-            for i, item in enumerate(items):
-                if item.name in seen:
-                    raise ValueError(f"{kind}[{i}].name: duplicate name {item.name!r}")
-                seen.add(item.name)
+            for i, name in enumerate(names):
+                if name in seen:
+                    raise ValueError(f"{kind}[{i}].name: duplicate name {name!r}")
+                seen.add(name)
         bngs = {b.name for b in self.bngs}
         for i, olt in enumerate(self.olts):
             if olt.bng not in bngs:
@@ -168,7 +173,10 @@ class Inventory(_Strict):
         return self.bng(self.olt(olt_name).bng)
 
 
-def _by_name(items: list[Any], name: str, kind: str) -> Any:
+_Named = TypeVar("_Named", Olt, Bng, Plan)
+
+
+def _by_name(items: list[_Named], name: str, kind: str) -> _Named:
     for item in items:
         if item.name == name:
             return item

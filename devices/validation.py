@@ -97,7 +97,7 @@ def password(value: object) -> str:
 
 def ipv4(field: str, value: object) -> str:
     try:
-        return str(ipaddress.IPv4Address(value))  # type: ignore[arg-type]
+        return str(ipaddress.IPv4Address(value))  # type: ignore[arg-type,unused-ignore]
     except (ipaddress.AddressValueError, ValueError, TypeError):
         raise InvalidInput(field, value, "must be an IPv4 address") from None
 

@@ -26,7 +26,8 @@ def normalize_url(url: str) -> str:
     backend = parsed.get_backend_name()
     if backend not in ("postgresql", "postgres", "sqlite"):
         raise ConfigError(
-            "FIBERFLOW_DATABASE_URL", f"unsupported scheme {parsed.drivername!r} (postgresql, sqlite)"
+            "FIBERFLOW_DATABASE_URL",
+            f"unsupported scheme {parsed.drivername!r} (postgresql, sqlite)",
         )
     if parsed.drivername in _DRIVERS:
         parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])

@@ -21,7 +21,9 @@ class IpPool(Base):
 
 class IpAllocation(Base):
     __tablename__ = "ip_allocations"
-    __table_args__ = (UniqueConstraint("pool_id", "address", name="uq_ip_allocations_pool_address"),)
+    __table_args__ = (
+        UniqueConstraint("pool_id", "address", name="uq_ip_allocations_pool_address"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     pool_id: Mapped[int] = mapped_column(ForeignKey("ip_pools.id"), index=True)

@@ -45,7 +45,9 @@ TRANSITIONAL = frozenset(
 )
 
 # operation -> (statuses it may start from, status while running, status when done)
-OPERATION_TRANSITIONS: dict[Operation, tuple[frozenset[ServiceStatus], ServiceStatus, ServiceStatus]] = {
+OPERATION_TRANSITIONS: dict[
+    Operation, tuple[frozenset[ServiceStatus], ServiceStatus, ServiceStatus]
+] = {
     Operation.PROVISIONING: (
         frozenset({ServiceStatus.PENDING}),
         ServiceStatus.PROVISIONING,

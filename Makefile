@@ -1,0 +1,44 @@
+# fiberflow — `make demo` and `make test` work from a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo up test test-fast lint typecheck format clean
+
+install: $(STAMP)
+
+# constraints.txt pins the set pip resolved (Prefect pins fastapi/starlette): reproducible.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+demo: install
+	FIBERFLOW_DEV_MODE=$${FIBERFLOW_DEV_MODE:-1} $(VENV)/bin/fiberflow demo
+
+up: install
+	FIBERFLOW_DEV_MODE=$${FIBERFLOW_DEV_MODE:-1} $(VENV)/bin/fiberflow up
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+# The whole suite: lint, types, every test on SQLite and PostgreSQL.
+test: lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Inner loop: no whole-stack or browser tests.
+test-fast: install
+	$(PY) -m pytest -m "not slow" -x -q $(PYTEST_ARGS)
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .fiberflow .pytest_cache .mypy_cache .ruff_cache

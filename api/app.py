@@ -1,0 +1,64 @@
+"""The ASGI app. ``create_app()`` builds it from the one Settings instance."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from api import errors
+from api.routes import health
+from api.state import AppState
+from core.db.engine import make_engine, session_factory
+from core.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def build_state(settings: Settings) -> AppState:
+    engine = make_engine(settings.effective_database_url())
+    redis_url = settings.effective_redis_url()
+    # socket_timeout above any XREAD BLOCK we issue (redis-py's default 5 s breaks BLOCK 5000).
+    redis = (
+        Redis.from_url(
+            redis_url, socket_timeout=10, socket_connect_timeout=3, decode_responses=True
+        )
+        if redis_url
+        else None
+    )
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        redis=redis,
+        jwt_key=settings.jwt_key(),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    state = build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("api starting", extra={"service": "api"})
+        try:
+            yield
+        finally:
+            if state.redis is not None:
+                await state.redis.aclose()
+            state.engine.dispose()
+
+    app = FastAPI(
+        title="fiberflow",
+        version="0.1.0",
+        summary="Fibre subscriber lifecycle with live progress",
+        lifespan=lifespan,
+    )
+    app.state.fiberflow = state
+    errors.install(app)
+    app.include_router(health.router)
+    return app

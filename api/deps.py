@@ -1,0 +1,90 @@
+"""Annotated dependencies: settings, database session, Redis, the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from redis.asyncio import Redis
+from sqlalchemy.orm import Session
+
+from api.state import AppState
+from core.settings import Settings
+from core.tokens import Principal, TokenError, verify
+
+SESSION_COOKIE = "fiberflow_session"
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.fiberflow
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings_dep(state: StateDep) -> Settings:
+    return state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    with state.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_redis(state: StateDep) -> Redis:
+    if state.redis is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Redis is not configured")
+    return state.redis
+
+
+RedisDep = Annotated[Redis, Depends(get_redis)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "Authorization header must be 'Bearer <JWT>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return token.strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def get_principal(request: Request, state: StateDep) -> Principal:
+    token = _bearer(request)
+    if not token:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "authentication required: Bearer token or session cookie",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        return verify(state.jwt_key, token)
+    except TokenError as exc:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_operator(principal: PrincipalDep) -> Principal:
+    if not principal.is_operator:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this route needs the operator role")
+    return principal
+
+
+OperatorDep = Annotated[Principal, Depends(require_operator)]

@@ -1,0 +1,166 @@
+"""The ``fiberflow`` command line. Configuration errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from core.settings import ConfigError, get_settings
+
+app = typer.Typer(
+    name="fiberflow",
+    help="Fibre subscriber lifecycle on Prefect, with live progress over SSE.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default $FIBERFLOW_DATA_DIR or ./.fiberflow)"),
+]
+
+
+def _use_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None:
+        os.environ["FIBERFLOW_DATA_DIR"] = str(data_dir)
+    get_settings.cache_clear()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"fiberflow: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _setup_logging() -> None:
+    from core.logs import configure
+
+    s = get_settings()
+    configure(s.log_level, s.log_json)
+
+
+@app.command()
+def up(
+    api_port: Annotated[int, typer.Option(help="Port of the API and portal")] = 8000,
+    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI")] = 4200,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the whole stack in the foreground until Ctrl-C or SIGTERM."""
+    from core.stack import Stack, StackError, UpOptions
+
+    _use_data_dir(data_dir)
+    _setup_logging()
+    try:
+        stack = Stack(get_settings(), UpOptions(api_port=api_port, prefect_port=prefect_port))
+        code = stack.run(on_ready=_print_ready)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except StackError as exc:
+        raise _fail(str(exc), code=1) from None
+    raise typer.Exit(code)
+
+
+def _print_ready(info: dict[str, Any]) -> None:
+    typer.echo(f"fiberflow is up (data dir {info['data_dir']})")
+    typer.echo(f"  API + portal : {info['api_url']}   (health: {info['api_url']}/healthz)")
+    typer.echo(f"  Prefect UI   : {info['ui_url']}")
+    typer.echo("Ctrl-C stops everything.")
+
+
+@app.command()
+def api(
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    data_dir: DataDir = None,
+) -> None:
+    """Run the API (REST, SSE relay, portal) alone; joins the `up` stack of --data-dir."""
+    import uvicorn
+
+    from api.app import create_app
+
+    _use_data_dir(data_dir)
+    _setup_logging()
+    try:
+        application = create_app(get_settings())
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    # timeout_graceful_shutdown bounds shutdown: open SSE streams must not hold it forever.
+    uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+@app.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Start one more Prefect worker against the stack's server."""
+    raise _fail("the worker arrives with the lifecycle flows (issue 4)", code=1)
+
+
+@app.command()
+def lab(data_dir: DataDir = None) -> None:
+    """Run the device lab (OLTs, BNG, RADIUS, NAS) and write its inventory."""
+    raise _fail("the device lab arrives with the drivers (issue 3)", code=1)
+
+
+@app.command()
+def demo(data_dir: DataDir = None) -> None:
+    """Provision a demo subscriber on the lab with live progress."""
+    raise _fail("the demo arrives with the portal (issue 6)", code=1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Apply database migrations up to the newest."""
+    from core import preflight
+    from core.db.migrate import upgrade as run_upgrade
+
+    _use_data_dir(data_dir)
+    s = get_settings()
+    try:
+        preflight.data_dir(s.data_dir)
+        url = s.effective_database_url()
+        preflight.database(url)
+        run_upgrade(url)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo("database is at the newest schema")
+
+
+@app.command()
+def token(
+    tenant: Annotated[str, typer.Option(help="Tenant id (a UUID)")],
+    role: Annotated[str, typer.Option(help="operator or customer")],
+    sub: Annotated[str | None, typer.Option(help="Subject: the customer_ref for customers")] = None,
+    ttl_hours: Annotated[float, typer.Option(help="Lifetime in hours")] = 12.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Print a signed JWT alone on stdout."""
+    from core.tokens import ROLES, issue
+
+    _use_data_dir(data_dir)
+    if role not in ROLES:
+        raise _fail(f"--role: must be one of {', '.join(ROLES)}")
+    if not 0 < ttl_hours <= 24 * 366:
+        raise _fail("--ttl-hours: must be between 0 and 8784")
+    subject = sub or f"{role}@{tenant}"
+    try:
+        key = get_settings().jwt_key()
+        jwt = issue(key, tenant_id=tenant, role=role, sub=subject, ttl=timedelta(hours=ttl_hours))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except ValueError:
+        raise _fail(f"--tenant: {tenant!r} is not a UUID") from None
+    sys.stdout.write(jwt + "\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""``fiberflow up``: the whole local stack in the foreground, stopped together.
+
+Order: preflight checks, Redis (embedded unless configured), database migrations, the
+Prefect server (its own PREFECT_HOME and SQLite under the data dir), then the API. What
+``up`` chose is published in ``<data-dir>/stack.json`` so ``fiberflow api|worker`` given
+the same data dir join this stack, and ``/healthz`` knows what to wait for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from core import preflight
+from core.db.migrate import upgrade
+from core.procs import Supervisor, free_port
+from core.redis_server import redis_command
+from core.settings import STACK_FILE, ConfigError, Settings
+
+log = logging.getLogger(__name__)
+READY_TIMEOUT = 90.0
+
+
+class StackError(RuntimeError):
+    """A part of the stack failed to start; the message says which and why."""
+
+
+@dataclass
+class UpOptions:
+    api_port: int = 8000
+    prefect_port: int = 4200
+    host: str = "127.0.0.1"
+
+
+def prefect_env(data_dir: Path, api_url: str | None) -> dict[str, str]:
+    """Environment for every Prefect process of this stack (server, worker, flow runs)."""
+    home = data_dir / "prefect"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_UI_ENABLED": "true",
+        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    }
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+class Stack:
+    def __init__(self, settings: Settings, opts: UpOptions) -> None:
+        self.settings = settings
+        self.opts = opts
+        self.data_dir = settings.data_dir
+        self.sup = Supervisor(self.data_dir / "logs")
+        self.info: dict[str, Any] = {}
+        self._stop = False
+
+    # -- stack.json -------------------------------------------------------------------
+    def publish(self, **values: Any) -> None:
+        self.info.update(values)
+        self.info["children"] = {c.name: c.pid for c in self.sup.children}
+        path = self.data_dir / STACK_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.info, indent=2))
+        os.replace(tmp, path)
+
+    # -- start-up ---------------------------------------------------------------------
+    def preflight(self) -> str:
+        s = self.settings
+        preflight.data_dir(self.data_dir)
+        preflight.port_free("--api-port", self.opts.api_port)
+        preflight.port_free("--prefect-port", self.opts.prefect_port)
+        if self.opts.api_port == self.opts.prefect_port:
+            raise ConfigError("--prefect-port", "must differ from --api-port")
+        s.jwt_key()
+        db_url = s.database_url or f"sqlite:///{self.data_dir / 'fiberflow.db'}"
+        preflight.database(db_url)
+        if s.redis_url:
+            preflight.redis_url(s.redis_url)
+        if s.inventory is not None:
+            from devices.inventory import InventoryError, load_inventory
+
+            try:
+                load_inventory(s.inventory)
+            except InventoryError as exc:
+                raise ConfigError("FIBERFLOW_INVENTORY", str(exc)) from None
+        return db_url
+
+    def _child_env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(prefect_env(self.data_dir, self.info.get("prefect_api_url")))
+        env["FIBERFLOW_DATA_DIR"] = str(self.data_dir)
+        env.update(extra)
+        return env
+
+    def start_redis(self) -> str:
+        if self.settings.redis_url:
+            return self.settings.redis_url
+        port = free_port()
+        self.sup.start("redis", redis_command(self.data_dir, port))
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        self._wait("redis", lambda: bool(client.ping()), 20)
+        client.close()
+        return url
+
+    def start_prefect(self) -> str:
+        port = self.opts.prefect_port
+        api_url = f"http://127.0.0.1:{port}/api"
+        argv = [sys.executable, "-m", "prefect", "server", "start"]
+        argv += ["--host", "127.0.0.1", "--port", str(port)]
+        self.sup.start("prefect-server", argv, env=self._child_env())
+        self._wait("prefect-server", lambda: _http_ok(f"{api_url}/health"), READY_TIMEOUT)
+        return api_url
+
+    def start_api(self) -> str:
+        port = self.opts.api_port
+        argv = [sys.executable, "-m", "core.cli", "api", "--port", str(port)]
+        argv += ["--host", self.opts.host, "--data-dir", str(self.data_dir)]
+        self.sup.start("api", argv, env=self._child_env())
+        url = f"http://{self.opts.host}:{port}"
+        # The API answers 503 until the rest is ready; here we only wait for it to listen.
+        self._wait("api", lambda: _http_answers(f"{url}/healthz"), 60)
+        return url
+
+    def _wait(self, name: str, probe: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._stop:
+                raise KeyboardInterrupt
+            dead = self.sup.dead()
+            if dead is not None:
+                raise StackError(f"{dead.name} exited early (see {dead.log_path}):\n{dead.tail()}")
+            try:
+                if probe():
+                    return
+            except Exception:  # not up yet
+                pass
+            time.sleep(0.2)
+        raise StackError(f"{name} was not ready within {timeout:.0f} s")
+
+    def run(self, on_ready: Callable[[dict[str, Any]], None]) -> int:
+        """Start everything, call ``on_ready``, then serve until a signal. Returns exit code."""
+        db_url = self.preflight()
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            upgrade(db_url)
+            self.publish(
+                pid=os.getpid(),
+                data_dir=str(self.data_dir),
+                database_url=db_url,
+                expect=["prefect"],
+            )
+            self.publish(redis_url=self.start_redis())
+            self.publish(prefect_api_url=self.start_prefect())
+            api_url = self.start_api()
+            self.publish(api_url=api_url, ui_url=f"http://127.0.0.1:{self.opts.prefect_port}")
+            on_ready(self.info)
+            while not self._stop:
+                dead = self.sup.dead()
+                if dead is not None:
+                    raise StackError(f"{dead.name} exited (see {dead.log_path}):\n{dead.tail()}")
+                time.sleep(0.5)
+            return 0
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            self.shutdown()
+
+    def _on_signal(self, _signum: int, _frame: object) -> None:
+        self._stop = True
+
+    def shutdown(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.sup.stop_all()
+        (self.data_dir / STACK_FILE).unlink(missing_ok=True)
+
+
+def _http_ok(url: str) -> bool:
+    return httpx.get(url, timeout=2).status_code == 200
+
+
+def _http_answers(url: str) -> bool:
+    return httpx.get(url, timeout=2).status_code in (200, 503)

@@ -1,0 +1,127 @@
+"""`fiberflow up` end to end: real Redis, databases and Prefect server, stopped by signal."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.fixtures.stack import FIBERFLOW, processes_of, running_stack, stack_env, wait_healthy
+
+pytestmark = pytest.mark.slow
+
+
+def _stop_and_check_nothing_left(stack, signum: int = signal.SIGTERM) -> None:  # type: ignore[no-untyped-def]
+    children = stack.info()["children"]
+    assert set(children) >= {"redis", "prefect-server", "api"} or set(children) >= {
+        "prefect-server",
+        "api",
+    }
+    stack.proc.send_signal(signum)
+    stack.proc.wait(30)  # DESIGN: every child stopped within 30 s
+    time.sleep(0.5)
+    for name, pid in children.items():
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, (
+            name
+        )
+    assert processes_of(stack.data_dir) == []
+    assert not (stack.data_dir / "stack.json").exists()
+
+
+def test_up_on_embedded_defaults_serves_health_and_prefect(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        report = wait_healthy(stack.api_url, stack.proc)
+        assert report["db"] == "ok" and report["redis"] == "ok" and report["prefect"] == "ok"
+        info = stack.info()
+        assert info["redis_url"].startswith("redis://127.0.0.1:")
+        assert info["database_url"].startswith("sqlite:///")
+        prefect = httpx.get(f"http://127.0.0.1:{stack.prefect_port}/api/health", timeout=5)
+        assert prefect.status_code == 200
+        ui = httpx.get(f"http://127.0.0.1:{stack.prefect_port}/", timeout=5)
+        assert ui.status_code == 200 and "<html" in ui.text.lower()
+        assert (stack.data_dir / "prefect" / "prefect.db").exists()
+        _stop_and_check_nothing_left(stack)
+
+
+def test_two_stacks_side_by_side_on_postgres_and_machine_redis(
+    tmp_path: Path, pg_database: str
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        running_stack(tmp_path / "a") as a,
+        running_stack(
+            tmp_path / "b",
+            FIBERFLOW_DATABASE_URL=pg_database,
+            FIBERFLOW_REDIS_URL="redis://127.0.0.1:6379/3",
+        ) as b,
+    ):
+        assert wait_healthy(a.api_url, a.proc)["db"] == "ok"
+        assert wait_healthy(b.api_url, b.proc) == {"db": "ok", "redis": "ok", "prefect": "ok"}
+        assert b.info()["redis_url"] == "redis://127.0.0.1:6379/3"
+        assert "redis" not in b.info()["children"]
+        _stop_and_check_nothing_left(b, signal.SIGINT)
+        _stop_and_check_nothing_left(a)
+
+
+def _up_fails(tmp_path: Path, *args: str, **env: str) -> str:
+    data_dir = env.pop("data_dir", str(tmp_path / "data"))
+    proc = subprocess.run(
+        [*FIBERFLOW, "up", "--data-dir", data_dir, *args],
+        env=stack_env(Path(data_dir), **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert processes_of(Path(data_dir)) == []
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"FIBERFLOW_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+            "FIBERFLOW_DATABASE_URL",
+        ),
+        ({"FIBERFLOW_DATABASE_URL": "mysql+nothing://x"}, "FIBERFLOW_DATABASE_URL"),
+        ({"FIBERFLOW_DATABASE_URL": "::not a url::"}, "FIBERFLOW_DATABASE_URL"),
+        ({"FIBERFLOW_REDIS_URL": "redis://127.0.0.1:1/0"}, "FIBERFLOW_REDIS_URL"),
+        ({"FIBERFLOW_REDIS_URL": "http://nope"}, "FIBERFLOW_REDIS_URL"),
+        ({"FIBERFLOW_DEV_MODE": "0"}, "FIBERFLOW_JWT_SECRET"),
+        ({"FIBERFLOW_DEV_MODE": "0", "FIBERFLOW_JWT_SECRET": "changeme"}, "FIBERFLOW_JWT_SECRET"),
+        ({"FIBERFLOW_INVENTORY": "/nonexistent/inventory.yaml"}, "FIBERFLOW_INVENTORY"),
+    ],
+)
+def test_bad_configuration_exits_with_one_line_naming_the_setting(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    assert expected in _up_fails(tmp_path, **env)
+
+
+def test_unwritable_data_dir_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    line = _up_fails(tmp_path, data_dir=str(blocker / "data"))
+    assert "FIBERFLOW_DATA_DIR" in line
+
+
+def test_port_in_use_is_named(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert "--api-port" in _up_fails(tmp_path, "--api-port", str(port))
+        assert "--prefect-port" in _up_fails(tmp_path, "--prefect-port", str(port))

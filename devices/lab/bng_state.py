@@ -1,0 +1,68 @@
+"""State of one lab BNG: subscriber sub-interfaces under the uplink (thread-safe)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class SubIf:
+    name: str
+    description: str | None = None
+    outer_vlan: int | None = None
+    inner_vlan: int | None = None
+    ip_address: str | None = None
+    netmask: str | None = None
+    policy_in: str | None = None
+    policy_out: str | None = None
+    shutdown: bool = False
+
+
+class BngState:
+    def __init__(self, name: str, uplink: str = "GigabitEthernet0/0/1") -> None:
+        self.name = name
+        self.uplink = uplink
+        self.lock = threading.RLock()
+        self.subifs: dict[str, SubIf] = {}
+
+    def get(self, name: str) -> SubIf | None:
+        with self.lock:
+            sub = self.subifs.get(name)
+            return None if sub is None else SubIf(**asdict(sub))
+
+    def ensure(self, name: str) -> SubIf:
+        with self.lock:
+            return self.subifs.setdefault(name, SubIf(name))
+
+    def remove(self, name: str) -> bool:
+        with self.lock:
+            return self.subifs.pop(name, None) is not None
+
+    def vlan_owner(self, outer: int, inner: int | None, other_than: str) -> str | None:
+        with self.lock:
+            for sub in self.subifs.values():
+                if sub.name != other_than and (sub.outer_vlan, sub.inner_vlan) == (outer, inner):
+                    return sub.name
+            return None
+
+    def set_policy(self, name: str, direction: str, policy: str | None) -> bool:
+        """Admin: change a policy behind the system's back (drift tests)."""
+        with self.lock:
+            sub = self.subifs.get(name)
+            if sub is None or direction not in ("input", "output"):
+                return False
+            if direction == "input":
+                sub.policy_in = policy
+            else:
+                sub.policy_out = policy
+            return True
+
+    def reset(self) -> None:
+        with self.lock:
+            self.subifs.clear()
+
+    def dump(self) -> dict[str, Any]:
+        with self.lock:
+            return {"subinterfaces": [asdict(s) for _, s in sorted(self.subifs.items())]}

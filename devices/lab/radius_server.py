@@ -5,9 +5,12 @@ no FreeRADIUS and tests can compare the two (tests/devices/lab/test_radius_lab.p
 
 1. ``radcheck`` rows of the user; the ``Cleartext-Password`` one is the known-good
    password (PAP). No rows and no groups: Access-Reject (user not found).
-2. ``radreply`` rows of the user, then ``radgroupreply`` rows of each ``radusergroup``
-   group in priority order, merged with FreeRADIUS's operators: ``=`` adds an attribute
-   that is not yet in the reply, ``:=`` replaces it, ``+=`` appends.
+2. ``radreply`` rows of the user, then ``radgroupreply`` rows of the ``radusergroup``
+   groups in priority order, merged with FreeRADIUS's operators: ``=`` adds an attribute
+   that is not yet in the reply, ``:=`` replaces it, ``+=`` appends. Like rlm_sql
+   (``read_groups = yes``), only the first group is read unless its reply says
+   ``Fall-Through = Yes``; a user reply with ``Fall-Through = No`` skips the groups.
+   Fall-Through itself is internal and never sent.
 
 Simplifications (a lab): other radcheck / radgroupcheck items are not evaluated, there
 is no accounting port, and only Access-Request is answered. Rows naming an attribute
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pyrad import packet
@@ -34,6 +37,7 @@ from devices.radius.dictionary import load_dictionary
 
 logger = logging.getLogger(__name__)
 
+FALL_THROUGH = "Fall-Through"
 _INTEGER_TYPES = frozenset({"integer", "short", "byte", "signed", "date", "integer64"})
 
 Reply = list[tuple[str, str]]
@@ -76,18 +80,36 @@ def authorize(engine: Engine, username: str, password: str) -> Decision:
         if not hmac.compare_digest(known.encode(), password.encode()):
             return Decision(False, reason="wrong password")
         reply: Reply = []
-        for r in s.scalars(
+        rows = s.scalars(
             select(RadReply).where(RadReply.username == username).order_by(RadReply.id)
-        ):
-            merge(reply, r.attribute, r.op, r.value)
+        ).all()
+        fall_through = _fall_through(rows)
+        _merge_rows(reply, rows)
         for group in groups:
-            for g in s.scalars(
+            if fall_through is False:
+                break
+            group_rows = s.scalars(
                 select(RadGroupReply)
                 .where(RadGroupReply.groupname == group)
                 .order_by(RadGroupReply.id)
-            ):
-                merge(reply, g.attribute, g.op, g.value)
+            ).all()
+            _merge_rows(reply, group_rows)
+            # rlm_sql reads the next group only when this one says Fall-Through = Yes.
+            fall_through = _fall_through(group_rows) is True
     return Decision(True, reply)
+
+
+def _fall_through(rows: Sequence[RadReply] | Sequence[RadGroupReply]) -> bool | None:
+    for row in rows:
+        if row.attribute == FALL_THROUGH:
+            return row.value.strip().lower() in ("yes", "1", "true")
+    return None
+
+
+def _merge_rows(reply: Reply, rows: Sequence[RadReply] | Sequence[RadGroupReply]) -> None:
+    for row in rows:
+        if row.attribute != FALL_THROUGH:
+            merge(reply, row.attribute, row.op, row.value)
 
 
 class LabRadius(UdpService):

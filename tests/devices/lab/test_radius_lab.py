@@ -45,7 +45,15 @@ def test_authorize_reads_user_then_groups_by_priority(engine: Engine) -> None:
         s.add(RadUserGroup(username="u2", groupname="high", priority=1))
     ok = authorize(engine, "u1", "pw1")
     assert ok.accept
+    # Only the first group: "low" would need Fall-Through = Yes in "high" (rlm_sql).
     assert ok.reply == [("Session-Timeout", "300"), ("Idle-Timeout", "2")]
+    with Session(engine) as s, s.begin():
+        s.add(RadGroupReply(groupname="high", attribute="Fall-Through", op="=", value="Yes"))
+    both = authorize(engine, "u1", "pw1")
+    assert both.reply == [("Session-Timeout", "300"), ("Idle-Timeout", "2")]
+    with Session(engine) as s, s.begin():
+        s.add(RadGroupReply(groupname="low", attribute="Filter-Id", op="=", value="f1"))
+    assert authorize(engine, "u1", "pw1").reply[-1] == ("Filter-Id", "f1")
     assert not authorize(engine, "u1", "pw2").accept
     assert not authorize(engine, "u2", "anything").accept
     assert authorize(engine, "nobody", "x").reason == "user not found"

@@ -1,0 +1,161 @@
+"""One netmiko SSH session per driver operation: opened, audited, always closed.
+
+Maps netmiko/paramiko failures onto devices.base errors: refused credentials ->
+DeviceAuthError; timeouts, refused or dropped connections -> TransientDeviceError.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import paramiko
+from netmiko import BaseConnection, ConnectHandler
+from netmiko.exceptions import (
+    ConfigInvalidException,
+    NetmikoAuthenticationException,
+    NetmikoBaseException,
+)
+
+from devices.base import (
+    AuditSink,
+    CommandRecord,
+    DeviceAuthError,
+    PermanentDeviceError,
+    TransientDeviceError,
+)
+from devices.inventory import Device
+
+log = logging.getLogger(__name__)
+
+#: Errors that mean "the transport failed", not "the device said no".
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    NetmikoBaseException,
+    OSError,
+    EOFError,
+    socket.timeout,
+    paramiko.SSHException,
+)
+
+
+class CliSession:
+    """Send commands over an open netmiko connection, auditing each one."""
+
+    def __init__(
+        self,
+        conn: BaseConnection,
+        device: Device,
+        audit: AuditSink,
+        failure_of: Callable[[str], str | None],
+    ) -> None:
+        self.conn = conn
+        self.device = device
+        self.audit = audit
+        self.failure_of = failure_of
+        # Any prompt of this device: "olt-1>", "olt-1#", "olt-1(config-if-gpon-0/1)#".
+        self.prompt_re = re.escape(conn.base_prompt) + r"[^\r\n#>]*[#>]"
+
+    def send(self, command: str) -> str:
+        """Run one command and return its output (echo and prompt stripped)."""
+        start = time.monotonic()
+        try:
+            output = self.conn.send_command(
+                command,
+                expect_string=self.prompt_re,
+                read_timeout=self.device.timeout,
+                strip_prompt=True,
+                strip_command=True,
+            )
+        except TRANSPORT_ERRORS as exc:
+            self._record(command, f"<{type(exc).__name__}: {exc}>", False, start)
+            raise TransientDeviceError(self.device.name, f"{command!r}: {exc}") from exc
+        assert isinstance(output, str)
+        self._record(command, output, self.failure_of(output) is None, start)
+        return output
+
+    def configure(self, command: str, error_pattern: str) -> str:
+        """One configuration line through send_config_set (already in config mode)."""
+        start = time.monotonic()
+        try:
+            output = self.conn.send_config_set(
+                [command],
+                enter_config_mode=False,
+                exit_config_mode=False,
+                error_pattern=error_pattern,
+                read_timeout=self.device.timeout,
+            )
+        except ConfigInvalidException as exc:
+            self._record(command, str(exc), False, start)
+            raise PermanentDeviceError(self.device.name, f"{command!r} rejected: {exc}") from exc
+        except TRANSPORT_ERRORS as exc:
+            self._record(command, f"<{type(exc).__name__}: {exc}>", False, start)
+            raise TransientDeviceError(self.device.name, f"{command!r}: {exc}") from exc
+        self._record(command, output, self.failure_of(output) is None, start)
+        return output
+
+    def call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run a netmiko mode change (enable, config_mode, ...) with error mapping."""
+        start = time.monotonic()
+        try:
+            result = fn()
+        except TRANSPORT_ERRORS + (ValueError,) as exc:
+            self._record(what, f"<{type(exc).__name__}: {exc}>", False, start)
+            raise TransientDeviceError(self.device.name, f"{what}: {exc}") from exc
+        self._record(what, "", True, start)
+        return result
+
+    def _record(self, command: str, output: str, ok: bool, start: float) -> None:
+        ms = (time.monotonic() - start) * 1000
+        log.debug(
+            "device command",
+            extra={"device": self.device.name, "command": command, "ok": ok, "ms": round(ms, 1)},
+        )
+        self.audit(CommandRecord(self.device.name, command, output, ok, ms))
+
+
+@contextmanager
+def open_session(
+    device: Device,
+    device_type: str,
+    audit: AuditSink,
+    failure_of: Callable[[str], str | None],
+) -> Iterator[CliSession]:
+    """Connect (mapping errors), yield a CliSession, always disconnect."""
+    start = time.monotonic()
+    try:
+        conn = ConnectHandler(
+            device_type=device_type,
+            host=device.host,
+            port=device.port,
+            username=device.username,
+            password=device.secret(),
+            # netmiko sends the secret after `enable` unconditionally; the lab (and our
+            # devices) have an empty enable secret.
+            secret="",
+            conn_timeout=min(device.timeout, 10.0),
+            auth_timeout=device.timeout,
+            banner_timeout=device.timeout,
+            timeout=device.timeout,
+            use_keys=False,
+            allow_agent=False,
+            ssh_config_file=None,
+        )
+    except NetmikoAuthenticationException as exc:
+        audit(CommandRecord(device.name, "<login>", "authentication failed", False, 0.0))
+        raise DeviceAuthError(device.name, "authentication failed") from exc
+    except TRANSPORT_ERRORS + (ValueError,) as exc:
+        ms = (time.monotonic() - start) * 1000
+        audit(CommandRecord(device.name, "<login>", f"<{type(exc).__name__}>", False, ms))
+        raise TransientDeviceError(device.name, f"cannot open session: {exc}") from exc
+    try:
+        yield CliSession(conn, device, audit, failure_of)
+    finally:
+        try:
+            conn.disconnect()
+        except Exception:  # closing a dead session must not mask the real error
+            log.debug("disconnect failed", extra={"device": device.name}, exc_info=True)

@@ -1,0 +1,260 @@
+"""Huawei SmartAX (MA5600T/MA5800) GPON OLT driver over netmiko ``huawei_olt``.
+
+Every operation validates all of its input first (InvalidInput, no connection opened),
+then opens ONE SSH session, and always closes it. Success is judged by parsing what the
+OLT printed; failure lines become typed errors (devices.olt.errors). Writes are
+idempotent: repeating a completed call returns ``Result(changed=False)``.
+
+ONT ids: ``add_ont(..., ont_id=None)`` lets the driver pick the lowest free id on the
+port (in the same session); ``find_free_ont_id`` exposes the same choice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from devices import validation as v
+from devices.base import AuditSink, InvalidInput, Result, no_audit
+from devices.cli_session import CliSession, open_session
+from devices.inventory import Olt
+from devices.olt import parsing
+from devices.olt.errors import (
+    OltCommandFailed,
+    OntIdInUse,
+    OntNotFound,
+    OntSerialExists,
+    failure_line,
+    raise_for_failure,
+)
+from devices.olt.models import OntInfo, ServicePort
+
+log = logging.getLogger(__name__)
+
+MAX_ONT_ID = 127
+ONT_MISSING = "The required ONT does not exist"
+NO_ONT_ON_PORT = "There is no ONT available"
+NO_SERVICE_PORT = "No service virtual port can be operated"
+SERVICE_PORT_MISSING = "The service virtual port does not exist"
+
+
+class HuaweiOlt:
+    def __init__(self, olt: Olt, audit: AuditSink = no_audit) -> None:
+        self.olt = olt
+        self.audit = audit
+
+    # --- validation ---------------------------------------------------------------------
+
+    def _port(self, fsp: object) -> tuple[int, int, int]:
+        f, s, p = v.fsp(fsp)
+        if not self.olt.has_port(f"{f}/{s}/{p}"):
+            raise InvalidInput("pon_port", fsp, f"not a GPON port of {self.olt.name}")
+        return f, s, p
+
+    @contextmanager
+    def _session(self) -> Iterator[CliSession]:
+        with open_session(self.olt, "huawei_olt", self.audit, failure_line) as s:
+            s.call("enable", s.conn.enable)
+            yield s
+
+    def _checked(self, s: CliSession, command: str, tolerate: str | None = None) -> str:
+        """Send ``command``; raise the typed error for a failure line (unless tolerated)."""
+        out = s.send(command)
+        line = failure_line(out)
+        if line is not None and not (tolerate and tolerate in line):
+            raise_for_failure(self.olt.name, command, out)
+        return out
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get_ont(self, fsp: str, ont_id: int) -> OntInfo | None:
+        f, s_, p = self._port(fsp)
+        i = v.ont_id(ont_id)
+        with self._session() as s:
+            return self._get_ont(s, f, s_, p, i)
+
+    def _get_ont(self, s: CliSession, f: int, slot: int, p: int, i: int) -> OntInfo | None:
+        out = self._checked(s, f"display ont info {f} {slot} {p} {i}", tolerate=ONT_MISSING)
+        return None if failure_line(out) else parsing.parse_ont_detail(out)
+
+    def find_ont_by_serial(self, serial: str) -> OntInfo | None:
+        sn = v.serial(serial)
+        with self._session() as s:
+            return self._by_serial(s, sn)
+
+    def _by_serial(self, s: CliSession, sn: str) -> OntInfo | None:
+        out = self._checked(s, f"display ont info by-sn {sn}", tolerate=ONT_MISSING)
+        return None if failure_line(out) else parsing.parse_ont_detail(out)
+
+    def list_service_ports(self, fsp: str, ont_id: int) -> list[ServicePort]:
+        """Service-ports of one ONT; [] when it has none or does not exist."""
+        f, slot, p = self._port(fsp)
+        i = v.ont_id(ont_id)
+        with self._session() as s:
+            return self._service_ports(s, f, slot, p, i)
+
+    def _service_ports(self, s: CliSession, f: int, slot: int, p: int, i: int) -> list[ServicePort]:
+        cmd = f"display service-port port {f}/{slot}/{p} ont {i}"
+        out = s.send(cmd)
+        line = failure_line(out)
+        if line and (NO_SERVICE_PORT in line or ONT_MISSING in line):
+            return []
+        raise_for_failure(self.olt.name, cmd, out)
+        return parsing.parse_service_ports(out)
+
+    def find_free_ont_id(self, fsp: str) -> int:
+        f, slot, p = self._port(fsp)
+        with self._session() as s:
+            return self._free_id(s, f, slot, p)
+
+    def _free_id(self, s: CliSession, f: int, slot: int, p: int) -> int:
+        out = self._checked(s, f"display ont info {f} {slot} {p} all", tolerate=NO_ONT_ON_PORT)
+        used = set() if failure_line(out) else {o.ont_id for o in parsing.parse_ont_summary(out)}
+        for candidate in range(MAX_ONT_ID + 1):
+            if candidate not in used:
+                return candidate
+        raise OltCommandFailed(self.olt.name, f"no free ONT id on {f}/{slot}/{p}")
+
+    # --- ONTs ---------------------------------------------------------------------------
+
+    def add_ont(
+        self,
+        fsp: str,
+        ont_id: int | None,
+        serial: str,
+        line_profile_id: int,
+        service_profile_id: int,
+        description: str,
+    ) -> Result:
+        """Register ``serial`` on ``fsp`` (``ont_id`` None: lowest free id)."""
+        f, slot, p = self._port(fsp)
+        i = None if ont_id is None else v.ont_id(ont_id)
+        sn = v.serial(serial)
+        line = v.profile_id("line_profile_id", line_profile_id)
+        srv = v.profile_id("service_profile_id", service_profile_id)
+        desc = v.description(description)
+        port = f"{f}/{slot}/{p}"
+        with self._session() as s:
+            existing = self._by_serial(s, sn)
+            if existing is not None:
+                if existing.fsp == port and i in (None, existing.ont_id):
+                    return Result(changed=False, detail={"fsp": port, "ont_id": existing.ont_id})
+                raise OntSerialExists(
+                    self.olt.name, f"{sn} is already ONT {existing.ont_id} on {existing.fsp}"
+                )
+            if i is None:
+                i = self._free_id(s, f, slot, p)
+            else:
+                other = self._get_ont(s, f, slot, p, i)
+                if other is not None:
+                    raise OntIdInUse(self.olt.name, f"ONT {port} {i} holds {other.serial}")
+            cmd = (
+                f"ont add {p} {i} sn-auth {sn} omci ont-lineprofile-id {line} "
+                f'ont-srvprofile-id {srv} desc "{desc}"'
+            )
+            out = self._in_interface(s, f, slot, cmd)
+            raise_for_failure(self.olt.name, cmd, out)
+            success, _ = parsing.parse_ont_add(out)
+            if success != 1:
+                raise OltCommandFailed(self.olt.name, f"{cmd!r}: success {success}")
+        log.info("ont added", extra={"device": self.olt.name, "fsp": port, "ont_id": i})
+        return Result(changed=True, diff=f"+ {cmd}", detail={"fsp": port, "ont_id": i})
+
+    def activate_ont(self, fsp: str, ont_id: int) -> Result:
+        return self._set_active(fsp, ont_id, True)
+
+    def deactivate_ont(self, fsp: str, ont_id: int) -> Result:
+        return self._set_active(fsp, ont_id, False)
+
+    def _set_active(self, fsp: str, ont_id: int, active: bool) -> Result:
+        f, slot, p = self._port(fsp)
+        i = v.ont_id(ont_id)
+        with self._session() as s:
+            ont = self._get_ont(s, f, slot, p, i)
+            if ont is None:
+                raise OntNotFound(self.olt.name, f"no ONT {f}/{slot}/{p} {i}")
+            if (ont.control_flag == "active") == active:
+                return Result(changed=False)
+            cmd = f"ont {'activate' if active else 'deactivate'} {p} {i}"
+            out = self._in_interface(s, f, slot, cmd)
+            raise_for_failure(self.olt.name, cmd, out)
+        return Result(changed=True, diff=f"+ {cmd}")
+
+    def delete_ont(self, fsp: str, ont_id: int) -> Result:
+        """Remove the ONT's service-ports (``undo service-port``), then the ONT itself."""
+        f, slot, p = self._port(fsp)
+        i = v.ont_id(ont_id)
+        done: list[str] = []
+        with self._session() as s:
+            if self._get_ont(s, f, slot, p, i) is None:
+                return Result(changed=False)
+            ports = self._service_ports(s, f, slot, p, i)
+            if ports:
+                s.call("config", s.conn.config_mode)
+                for sp in ports:
+                    cmd = f"undo service-port {sp.index}"
+                    self._checked(s, cmd, tolerate=SERVICE_PORT_MISSING)
+                    done.append(cmd)
+                s.call("return", s.conn.exit_config_mode)
+            cmd = f"ont delete {p} {i}"
+            out = self._in_interface(s, f, slot, cmd)
+            raise_for_failure(self.olt.name, cmd, out)
+            if parsing.parse_ont_delete(out) != 1:
+                raise OltCommandFailed(self.olt.name, f"{cmd!r}: not deleted")
+            done.append(cmd)
+        return Result(changed=True, diff="\n".join(f"- {c}" for c in done))
+
+    def _in_interface(self, s: CliSession, f: int, slot: int, command: str) -> str:
+        """Run ``command`` inside ``interface gpon F/S`` and leave config mode again."""
+        s.call("config", s.conn.config_mode)
+        self._checked(s, f"interface gpon {f}/{slot}")
+        out = s.send(command)
+        s.send("quit")
+        s.call("return", s.conn.exit_config_mode)
+        return out
+
+    # --- service-ports ------------------------------------------------------------------
+
+    def add_service_port(
+        self, fsp: str, ont_id: int, gem_port: int, vlan: int, index: int | None = None
+    ) -> Result:
+        """A service-port VLAN ``vlan`` <-> GEM port of the ONT; detail["index"] is its index."""
+        f, slot, p = self._port(fsp)
+        i = v.ont_id(ont_id)
+        gem = v.gem_port(gem_port)
+        vl = v.vlan(vlan)
+        idx = None if index is None else v.service_port_index(index)
+        with self._session() as s:
+            for sp in self._service_ports(s, f, slot, p, i):
+                if (sp.vlan, sp.gem_port) == (vl, gem) and idx in (None, sp.index):
+                    return Result(changed=False, detail={"index": sp.index})
+            head = "service-port" if idx is None else f"service-port {idx}"
+            cmd = (
+                f"{head} vlan {vl} gpon {f}/{slot}/{p} ont {i} gemport {gem} "
+                f"multi-service user-vlan {vl} tag-transform translate"
+            )
+            s.call("config", s.conn.config_mode)
+            self._checked(s, cmd)
+            s.call("return", s.conn.exit_config_mode)
+            if idx is None:  # the OLT picked the index: read it back
+                found = [
+                    sp.index
+                    for sp in self._service_ports(s, f, slot, p, i)
+                    if (sp.vlan, sp.gem_port) == (vl, gem)
+                ]
+                if not found:
+                    raise OltCommandFailed(self.olt.name, f"{cmd!r}: service-port not found")
+                idx = found[0]
+        return Result(changed=True, diff=f"+ {cmd}", detail={"index": idx})
+
+    def remove_service_port(self, index: int) -> Result:
+        idx = v.service_port_index(index)
+        cmd = f"undo service-port {idx}"
+        with self._session() as s:
+            s.call("config", s.conn.config_mode)
+            out = self._checked(s, cmd, tolerate=SERVICE_PORT_MISSING)
+            s.call("return", s.conn.exit_config_mode)
+        if failure_line(out):
+            return Result(changed=False)
+        return Result(changed=True, diff=f"- service-port {idx}")

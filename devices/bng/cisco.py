@@ -1,0 +1,165 @@
+"""Cisco IOS-XE BNG driver over netmiko ``cisco_ios``: subscriber sub-interfaces.
+
+A subscriber is sub-interface ``<uplink>.<vlan>`` with ``encapsulation dot1Q <vlan>``
+(``second-dot1q <inner>`` for QinQ), a description, ``ip address`` and the plan's input
+and output service policies. Suspension swaps both policies for the walled-garden
+policy; resumption puts the plan's back. Every operation validates its input first,
+opens ONE session, reads the current config, and changes only what differs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from devices import validation as v
+from devices.base import AuditSink, PermanentDeviceError, Result, no_audit
+from devices.bng.models import SubInterface
+from devices.bng.parsing import INVALID, parse_running_interfaces
+from devices.cli_session import CliSession, open_session
+from devices.inventory import Bng
+
+log = logging.getLogger(__name__)
+
+# Lines IOS prints when it refuses a configuration line. "%"-lines cover the classic
+# parser errors and e.g. "% Configuring IP routing on a LAN subinterface ..."; the VID
+# clash message has no "%" at all.
+ERROR_PATTERN = r"% Invalid|% Incomplete|% Ambiguous|%\s*Error|^%|is not permitted|not attached"
+
+
+class ConfigRejected(PermanentDeviceError):
+    """The BNG refused a configuration line."""
+
+
+class SubscriberNotFound(PermanentDeviceError):
+    """No sub-interface for this VLAN."""
+
+
+def _failure(output: str) -> str | None:
+    for line in output.splitlines():
+        if line.lstrip().startswith("%") or "is not permitted" in line:
+            return line.strip()
+    return None
+
+
+class CiscoBng:
+    def __init__(
+        self, bng: Bng, walled_garden_policy: str = "WALLED-GARDEN", audit: AuditSink = no_audit
+    ) -> None:
+        self.bng = bng
+        self.walled_garden_policy = v.policy(walled_garden_policy)
+        self.audit = audit
+
+    def _name(self, vlan: int) -> str:
+        return v.interface(f"{self.bng.uplink}.{v.vlan(vlan)}")
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get_subscriber(self, vlan: int) -> SubInterface | None:
+        name = self._name(vlan)
+        with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
+            s.call("enable", s.conn.enable)
+            return self._read(s, name)
+
+    def _read(self, s: CliSession, name: str) -> SubInterface | None:
+        out = s.send(f"show running-config interface {name}")
+        if INVALID.search(out):
+            return None  # IOS answers an unknown interface with the parser error
+        rows = [r for r in parse_running_interfaces(out) if r.name == name]
+        return rows[0] if rows else None
+
+    # --- changes ------------------------------------------------------------------------
+
+    def add_subscriber(
+        self,
+        vlan: int,
+        ip_address: str,
+        netmask: str,
+        policy_in: str,
+        policy_out: str,
+        description: str,
+        inner_vlan: int | None = None,
+    ) -> Result:
+        name = self._name(vlan)
+        outer = v.vlan(vlan)
+        inner = None if inner_vlan is None else v.vlan(inner_vlan)
+        ip = v.ipv4("ip_address", ip_address)
+        mask = v.ipv4_mask(netmask)
+        p_in, p_out = v.policy(policy_in), v.policy(policy_out)
+        desc = v.description(description)
+        want = SubInterface(name, outer, inner, desc, ip, mask, p_in, p_out)
+        return self._converge(name, want, create=True)
+
+    def apply_walled_garden(self, vlan: int) -> Result:
+        wg = self.walled_garden_policy
+        return self._set_policies(vlan, wg, wg)
+
+    def restore_plan(self, vlan: int, policy_in: str, policy_out: str) -> Result:
+        return self._set_policies(vlan, v.policy(policy_in), v.policy(policy_out))
+
+    def _set_policies(self, vlan: int, policy_in: str, policy_out: str) -> Result:
+        name = self._name(vlan)
+        return self._converge(name, (policy_in, policy_out), create=False)
+
+    def remove_subscriber(self, vlan: int) -> Result:
+        name = self._name(vlan)
+        with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
+            s.call("enable", s.conn.enable)
+            if self._read(s, name) is None:
+                return Result(changed=False)
+            self._configure(s, [f"no interface {name}"])
+        log.info("subscriber removed", extra={"device": self.bng.name, "interface": name})
+        return Result(changed=True, diff=f"- interface {name}")
+
+    def _converge(self, name: str, want: SubInterface | tuple[str, str], create: bool) -> Result:
+        with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
+            s.call("enable", s.conn.enable)
+            have = self._read(s, name)
+            if have is None and not create:
+                raise SubscriberNotFound(self.bng.name, f"no sub-interface {name}")
+            if isinstance(want, tuple):
+                assert have is not None
+                lines = _policy_lines(have, *want)
+            else:
+                lines = _subif_lines(have, want)
+            if not lines:
+                return Result(changed=False)
+            self._configure(s, [f"interface {name}", *lines])
+        return Result(changed=True, diff="\n".join(f"+ {line}" for line in lines))
+
+    def _configure(self, s: CliSession, lines: list[str]) -> None:
+        s.call("configure terminal", s.conn.config_mode)
+        for line in lines:
+            try:
+                s.configure(line, ERROR_PATTERN)
+            except PermanentDeviceError as exc:
+                raise ConfigRejected(self.bng.name, exc.message) from exc
+        s.call("end", s.conn.exit_config_mode)
+
+
+def _subif_lines(have: SubInterface | None, want: SubInterface) -> list[str]:
+    """Config lines turning ``have`` into ``want`` (IOS order: encapsulation before IP)."""
+    lines: list[str] = []
+    if have is None or have.description != want.description:
+        lines.append(f"description {want.description}")
+    if have is None or (have.vlan, have.inner_vlan) != (want.vlan, want.inner_vlan):
+        qinq = f" second-dot1q {want.inner_vlan}" if want.inner_vlan is not None else ""
+        lines.append(f"encapsulation dot1Q {want.vlan}{qinq}")
+    if have is None or (have.ip_address, have.netmask) != (want.ip_address, want.netmask):
+        lines.append(f"ip address {want.ip_address} {want.netmask}")
+    base = have or SubInterface(want.name, None, None, None, None, None, None, None)
+    assert want.policy_in is not None and want.policy_out is not None
+    return lines + _policy_lines(base, want.policy_in, want.policy_out)
+
+
+def _policy_lines(have: SubInterface, policy_in: str, policy_out: str) -> list[str]:
+    lines: list[str] = []
+    for direction, old, new in (
+        ("input", have.policy_in, policy_in),
+        ("output", have.policy_out, policy_out),
+    ):
+        if old == new:
+            continue
+        if old is not None:  # IOS takes one policy per direction: detach the old one first
+            lines.append(f"no service-policy {direction} {old}")
+        lines.append(f"service-policy {direction} {new}")
+    return lines

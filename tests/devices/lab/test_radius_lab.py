@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core.db.engine import make_engine
+from core.db.migrate import upgrade
 from core.db.models.radius import RadCheck, RadGroupReply, RadReply, RadUserGroup
-from devices.lab.nas import LabNas
-from devices.lab.radius_server import LabRadius, authorize, merge
+from devices.lab.nas import LabNas, start_nas
+from devices.lab.radius_server import LabRadius, authorize, merge, start_radius
 from devices.radius import SUSPENDED_GROUP, NasTarget, RadiusClient, RadiusStore
 from tests.devices.test_radius_sql import PLANS
 from tests.fixtures.databases import require_or_skip
@@ -119,3 +122,23 @@ async def test_lab_nas_answers_freeradius_radclient(lab_nas: LabNas) -> None:
     code, out = await _radclient(lab_nas.port, "disconnect", "hank")
     assert "Received Disconnect-NAK" in out, out
     assert "Error-Cause = Session-Context-Not-Found" in out, out
+
+
+async def test_starters_with_a_database_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    RadiusStore(engine).activate("ivy", "Pw-ivy-1", "100.64.0.50", "100M")
+    engine.dispose()
+    radius = await start_radius(secret="lab", database_url=url)
+    nas = await start_nas(secret="lab", radius=radius)
+    try:
+        assert radius.port != nas.port
+        client = RadiusClient("127.0.0.1", "lab", auth_port=radius.port, timeout=1)
+        assert (await asyncio.to_thread(client.authenticate, "ivy", "Pw-ivy-1")).accepted
+        target = NasTarget("bng-1", "127.0.0.1", nas.port, "lab")
+        assert (await asyncio.to_thread(client.disconnect, target, "ivy")).acked
+        assert [r.kind for r in nas.requests] == ["disconnect"]
+    finally:
+        await nas.close()
+        await radius.close()

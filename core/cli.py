@@ -102,9 +102,58 @@ def worker(data_dir: DataDir = None) -> None:
 
 
 @app.command()
-def lab(data_dir: DataDir = None) -> None:
+def lab(
+    data_dir: DataDir = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "--inventory", help="Inventory YAML to write (default DATA_DIR/lab-inventory.yaml)"
+        ),
+    ] = None,
+) -> None:
     """Run the device lab (OLTs, BNG, RADIUS, NAS) and write its inventory."""
-    raise _fail("the device lab arrives with the drivers (issue 3)", code=1)
+    import signal
+    import threading
+
+    from core import preflight
+    from core.db.migrate import upgrade as run_upgrade
+    from devices.base import DeviceError
+    from devices.lab.lab_inventory import probe_writable
+    from devices.lab.runner import INVENTORY_FILE, LAB_FILE, LabStack
+
+    _use_data_dir(data_dir)
+    _setup_logging()
+    s = get_settings()
+    target = (inventory or s.data_dir / INVENTORY_FILE).expanduser().absolute()
+    try:
+        preflight.data_dir(s.data_dir)
+        try:
+            probe_writable(target)
+        except OSError as exc:
+            raise ConfigError("--inventory", f"cannot write {target} ({exc.strerror})") from None
+        url = s.effective_database_url()
+        preflight.database(url)
+        run_upgrade(url)  # the lab RADIUS server reads the FreeRADIUS tables
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    ready = s.data_dir / LAB_FILE
+    try:
+        with LabStack(url) as running:
+            try:
+                running.write_inventory(target)
+                running.write_ready_file(ready, target)
+                for ep in running.endpoints:
+                    typer.echo(f"{ep.name:<7} {ep.platform:<15} {ep.host}:{ep.port}/{ep.transport}")
+                typer.echo(f"lab inventory: {target} (Ctrl-C stops the lab)")
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                ready.unlink(missing_ok=True)
+    except (OSError, DeviceError) as exc:
+        raise _fail(f"the lab could not start: {exc}", code=1) from None
 
 
 @app.command()

@@ -17,6 +17,8 @@ class Faults:
     auth_failure: bool = False
     #: Drop the SSH connection when a command matches this regex, after echoing it.
     drop_match: str | None = None
+    #: With drop_match: run the command first, then drop (the change is made, the reply lost).
+    drop_after_run: bool = False
     #: regex -> text printed instead of running a matching command.
     error_replies: dict[str, str] = field(default_factory=dict)
     #: ONT serials that stay offline after activation (OLT only).
@@ -61,12 +63,13 @@ class FaultSet:
     def snapshot_unlocked(self) -> Faults:
         f = self._faults
         return Faults(
-            f.latency,
-            f.latency_match,
-            f.auth_failure,
-            f.drop_match,
-            dict(f.error_replies),
-            set(f.never_online),
+            latency=f.latency,
+            latency_match=f.latency_match,
+            auth_failure=f.auth_failure,
+            drop_match=f.drop_match,
+            drop_after_run=f.drop_after_run,
+            error_replies=dict(f.error_replies),
+            never_online=set(f.never_online),
         )
 
     def clear(self) -> None:

@@ -232,6 +232,8 @@ class SshDevice:
         if delay:
             await asyncio.sleep(delay)
         if command and self.faults.drops(command):
+            if self.faults.snapshot().drop_after_run:
+                cli.handle(line)  # the device acts, but the answer never arrives
             log.info("lab drops connection", extra={"device": self.name, "command": command})
             process.get_extra_info("connection").abort()
             return False

@@ -102,3 +102,16 @@ def test_admin_channel_over_ssh(olt_inventory: Olt, lab_olt: LabOlt, lab_bng: La
         admin_call(lab_olt.port, "faults", drop_match="(unclosed")
     admin_call(lab_olt.port, "reset")
     assert lab_olt.counters.logins == 0
+
+
+def test_drop_after_the_device_acted_then_retry_is_a_no_op(
+    olt_inventory: Olt, lab_olt: LabOlt
+) -> None:
+    olt = HuaweiOlt(olt_inventory.model_copy(update={"timeout": 1.0}))
+    lab_olt.faults.update(drop_match=r"^ont add", drop_after_run=True)
+    with pytest.raises(TransientDeviceError):
+        olt.add_ont("0/1/0", 1, SN, 10, 10, "d")
+    assert [o["serial"] for o in lab_olt.state.dump()["onts"]] == [SN]  # it was applied
+    lab_olt.faults.clear()
+    retry = olt.add_ont("0/1/0", 1, SN, 10, 10, "d")
+    assert not retry.changed and retry.detail["ont_id"] == 1

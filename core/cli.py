@@ -140,6 +140,7 @@ def lab(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     ready = s.data_dir / LAB_FILE
+    ready.unlink(missing_ok=True)  # stale from a killed run: it must mean "ready" only now
     try:
         with LabStack(url) as running:
             try:

@@ -40,7 +40,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], lab_file: Path, tmp_path: Path) -
     while time.monotonic() < deadline:
         if lab_file.exists():
             doc: dict[str, Any] = json.loads(lab_file.read_text())
-            return doc
+            if doc.get("pid") == proc.pid:  # not a stale file of an earlier run
+                return doc
         if proc.poll() is not None:
             raise AssertionError(f"lab exited {proc.returncode}: {_text(tmp_path, 'lab.err')}")
         time.sleep(0.1)
@@ -98,6 +99,9 @@ def test_lab_serves_until_signalled(tmp_path: Path, sig: signal.Signals) -> None
 
 def test_lab_honours_inventory_path(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere" / "inv.yaml"
+    stale = tmp_path / "data" / "lab.json"  # left by a killed run: must not mean "ready"
+    stale.parent.mkdir()
+    stale.write_text('{"inventory": "stale"}')
     proc, data_dir = _start(tmp_path, "--inventory", str(target))
     try:
         doc = _wait_ready(proc, data_dir / "lab.json", tmp_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,19 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     socket.timeout,
     paramiko.SSHException,
 )
+
+
+_SLOTS: dict[tuple[str, int, int], threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def _slots(device: Device) -> threading.BoundedSemaphore:
+    """Per-device cap on concurrent sessions in this process (inventory max_sessions)."""
+    with _SLOTS_LOCK:
+        key = (device.host, device.port, device.max_sessions)
+        if key not in _SLOTS:
+            _SLOTS[key] = threading.BoundedSemaphore(device.max_sessions)
+        return _SLOTS[key]
 
 
 class CliSession:
@@ -126,6 +140,18 @@ def open_session(
     failure_of: Callable[[str], str | None],
 ) -> Iterator[CliSession]:
     """Connect (mapping errors), yield a CliSession, always disconnect."""
+    slots = _slots(device)
+    if not slots.acquire(timeout=device.timeout):
+        raise TransientDeviceError(device.name, f"all {device.max_sessions} sessions busy")
+    try:
+        with _connected(device, device_type, audit) as conn:
+            yield CliSession(conn, device, audit, failure_of)
+    finally:
+        slots.release()
+
+
+@contextmanager
+def _connected(device: Device, device_type: str, audit: AuditSink) -> Iterator[BaseConnection]:
     start = time.monotonic()
     try:
         conn = ConnectHandler(
@@ -153,7 +179,7 @@ def open_session(
         audit(CommandRecord(device.name, "<login>", f"<{type(exc).__name__}>", False, ms))
         raise TransientDeviceError(device.name, f"cannot open session: {exc}") from exc
     try:
-        yield CliSession(conn, device, audit, failure_of)
+        yield conn
     finally:
         try:
             conn.disconnect()

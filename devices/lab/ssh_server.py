@@ -41,14 +41,22 @@ class Counters:
         self.connections = 0
         self.logins = 0
         self.commands = 0
+        self.open = 0  # CLI sessions open right now
+        self.peak_open = 0  # most CLI sessions open at once
 
     def bump(self, name: str) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
 
+    def opened(self, delta: int) -> None:
+        with self._lock:
+            self.open += delta
+            self.peak_open = max(self.peak_open, self.open)
+
     def reset(self) -> None:
         with self._lock:
             self.connections = self.logins = self.commands = 0
+            self.peak_open = self.open
 
     def to_dict(self) -> dict[str, int]:
         with self._lock:
@@ -56,6 +64,8 @@ class Counters:
                 "connections": self.connections,
                 "logins": self.logins,
                 "commands": self.commands,
+                "open": self.open,
+                "peak_open": self.peak_open,
             }
 
 
@@ -179,7 +189,11 @@ class SshDevice:
             if process.get_extra_info("username") == ADMIN_USER:
                 await self._admin_session(process)
             else:
-                await self._cli_session(process)
+                self.counters.opened(1)
+                try:
+                    await self._cli_session(process)
+                finally:
+                    self.counters.opened(-1)
         except (asyncssh.Error, BrokenPipeError, ConnectionError):
             pass
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,13 @@ def test_bad_input_raises_before_any_connection(olt_inventory: Olt, lab_olt: Lab
         with pytest.raises(InvalidInput):
             call()  # type: ignore[operator]
         assert lab_olt.counters.connections == 0, label
+
+
+def test_sessions_per_device_are_capped(olt_inventory: Olt, lab_olt: LabOlt) -> None:
+    """Inventory max_sessions bounds concurrent SSH sessions from this process."""
+    lab_olt.faults.update(latency=0.3, latency_match=r"^display ont info")
+    olt = HuaweiOlt(olt_inventory.model_copy(update={"max_sessions": 1, "timeout": 20.0}))
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda i: olt.get_ont("0/1/0", i), range(3)))
+    assert results == [None, None, None]
+    assert lab_olt.counters.connections == 3 and lab_olt.counters.peak_open == 1

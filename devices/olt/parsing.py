@@ -9,7 +9,8 @@ from devices.olt.models import ControlFlag, OntInfo, ServicePort
 from devices.textfsm_parse import NTC_TEMPLATES, ParseError, parse_file, parse_ntc
 
 PLATFORM = "huawei_smartax"
-OWN_TEMPLATES = Path(__file__).parent / "templates"
+# Own templates sit beside this module so the "*.textfsm" package-data glob ships them.
+OWN_TEMPLATES = Path(__file__).parent
 # `display service-port port F/S/P ont ID` prints the same table as `display service-port
 # all`; ntc-templates indexes only the latter command, so use its template file directly.
 SERVICE_PORT_TEMPLATE = NTC_TEMPLATES / "huawei_smartax_display_service-port_all.textfsm"

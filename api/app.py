@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api import errors
-from api.routes import health
+from api import errors, realtime
+from api.routes import events, health, inventory, services, statistics
 from api.state import AppState
 from core.db.engine import make_engine, session_factory
 from core.settings import Settings, get_settings
@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("api starting", extra={"service": "api"})
         try:
-            yield
+            async with realtime.realtime_lifespan(state):
+                yield
         finally:
             if state.redis is not None:
                 await state.redis.aclose()
@@ -61,4 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.fiberflow = state
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(statistics.router)
+    app.include_router(services.router)
+    app.include_router(inventory.router)
+    app.include_router(events.router)
+    app.include_router(realtime.router)
     return app

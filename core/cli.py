@@ -87,8 +87,15 @@ def api(
 
     _use_data_dir(data_dir)
     _setup_logging()
+    s = get_settings()
+    prefect_url = s.effective_prefect_api_url()
+    if prefect_url:
+        os.environ.setdefault("PREFECT_API_URL", prefect_url)
+    # Operations go to a real Prefect server or fail with 503: never an ephemeral one,
+    # which races and orphans processes under uvicorn.
+    os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
     try:
-        application = create_app(get_settings())
+        application = create_app(s)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     # timeout_graceful_shutdown bounds shutdown: open SSE streams must not hold it forever.
@@ -96,9 +103,43 @@ def api(
 
 
 @app.command()
-def worker(data_dir: DataDir = None) -> None:
-    """Start one more Prefect worker against the stack's server."""
-    raise _fail("the worker arrives with the lifecycle flows (issue 4)", code=1)
+def worker(
+    data_dir: DataDir = None,
+    name: Annotated[str | None, typer.Option(help="Worker name (default: host and pid)")] = None,
+) -> None:
+    """Start one more Prefect worker against the stack's server (process work pool)."""
+    from core.stack import prefect_env, worker_argv
+
+    _use_data_dir(data_dir)
+    s = get_settings()
+    api_url = s.effective_prefect_api_url()
+    if not api_url:
+        raise _fail("PREFECT_API_URL: no Prefect server (start `fiberflow up`, or set it)")
+    os.environ.update(prefect_env(s.data_dir, api_url))
+    os.environ["FIBERFLOW_DATA_DIR"] = str(s.data_dir)
+    argv = worker_argv(name or f"worker-{os.uname().nodename}-{os.getpid()}")
+    os.execv(argv[0], argv)
+
+
+@app.command()
+def deploy(data_dir: DataDir = None) -> None:
+    """Create the work pool, the per-device session limits and the deployments."""
+    from core.orchestration import setup
+    from devices.inventory import InventoryError, load_inventory
+
+    _use_data_dir(data_dir)
+    s = get_settings()
+    api_url = s.effective_prefect_api_url()
+    if not api_url:
+        raise _fail("PREFECT_API_URL: no Prefect server (start `fiberflow up`, or set it)")
+    os.environ["PREFECT_API_URL"] = api_url
+    path = s.effective_inventory()
+    try:
+        inventory = load_inventory(path) if path else None
+    except InventoryError as exc:
+        raise _fail(f"FIBERFLOW_INVENTORY: {exc}") from None
+    ids = setup(inventory)
+    typer.echo(f"{len(ids)} deployments registered")
 
 
 @app.command()

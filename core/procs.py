@@ -87,6 +87,17 @@ class Supervisor:
         log.info("started %s (pid %d)", name, proc.pid, extra={"child": name})
         return child
 
+    def run_once(self, name: str, argv: list[str], env: dict[str, str], timeout: float) -> int:
+        """Run a short-lived child to completion (killed with its group on timeout)."""
+        child = self.start(name, argv, env=env)
+        try:
+            code = child.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(child.pid, signal.SIGKILL)
+            code = -9
+        self.children.remove(child)
+        return code
+
     def dead(self) -> Child | None:
         return next((c for c in self.children if not c.alive()), None)
 

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     sse_max_connections_per_tenant: int = Field(default=100, gt=0)
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     prefect_api_url: str | None = None
+    # How long provisioning's test step waits for a new ONT to report online.
+    ont_online_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Task retries on transient device errors (timeouts, dropped sessions).
+    task_retries: int = Field(default=3, ge=0, le=10)
+    task_retry_delay_seconds: float = Field(default=1.0, ge=0)
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -27,6 +27,7 @@ from core.db.migrate import upgrade
 from core.procs import Supervisor, free_port
 from core.redis_server import redis_command
 from core.settings import STACK_FILE, ConfigError, Settings
+from flows.deployments import WORK_POOL
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 90.0
@@ -57,6 +58,23 @@ def prefect_env(data_dir: Path, api_url: str | None) -> dict[str, str]:
     if api_url:
         env["PREFECT_API_URL"] = api_url
     return env
+
+
+# Workers poll every second so a run starts within ~2 s of the API asking for it, and
+# flow runs send heartbeats (Prefect's minimum, 30 s) so the reconciler can tell a run
+# whose process was killed from a slow one.
+WORKER_ENV = {
+    "PREFECT_WORKER_QUERY_SECONDS": "1",
+    "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+    "PREFECT_RUNNER_HEARTBEAT_FREQUENCY": "30",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+}
+
+
+def worker_argv(name: str) -> list[str]:
+    os.environ.update(WORKER_ENV)
+    return [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
+            "--type", "process", "--name", name]  # fmt: skip
 
 
 class Stack:
@@ -136,6 +154,35 @@ class Stack:
         self._wait("api", lambda: _http_answers(f"{url}/healthz"), 60)
         return url
 
+    def start_lab(self) -> str:
+        """The device lab, when no inventory is configured. Returns the inventory path."""
+        lab_file = self.data_dir / "lab.json"
+        lab_file.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "core.cli", "lab", "--data-dir", str(self.data_dir)]
+        self.sup.start("lab", argv, env=self._child_env())
+        self._wait("lab", lab_file.exists, 60)
+        lab = json.loads(lab_file.read_text())
+        self.publish(lab_ports=lab["ports"])
+        return str(lab["inventory"])
+
+    def deploy(self, inventory: str | None) -> None:
+        env = self._child_env(**({"FIBERFLOW_INVENTORY": inventory} if inventory else {}))
+        argv = [sys.executable, "-m", "core.cli", "deploy", "--data-dir", str(self.data_dir)]
+        proc = self.sup.run_once("deploy", argv, env=env, timeout=180)
+        if proc != 0:
+            raise StackError(f"registering deployments failed (see {self.sup.log_dir}/deploy.log)")
+
+    def start_worker(self) -> None:
+        env = self._child_env(**WORKER_ENV)
+        self.sup.start("worker", worker_argv(f"up-worker-{os.getpid()}"), env=env)
+        api = self.info["prefect_api_url"]
+
+        def polling() -> bool:
+            resp = httpx.post(f"{api}/work_pools/{WORK_POOL}/workers/filter", json={}, timeout=2)
+            return any(w.get("status") == "ONLINE" for w in resp.json())
+
+        self._wait("worker", polling, 90)
+
     def _wait(self, name: str, probe: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -159,16 +206,25 @@ class Stack:
         signal.signal(signal.SIGINT, self._on_signal)
         try:
             upgrade(db_url)
+            inventory = str(self.settings.inventory) if self.settings.inventory else None
+            expect = ["prefect", "worker", "deployments"] + ([] if inventory else ["lab"])
             self.publish(
                 pid=os.getpid(),
                 data_dir=str(self.data_dir),
                 database_url=db_url,
-                expect=["prefect"],
+                expect=expect,
             )
             self.publish(redis_url=self.start_redis())
             self.publish(prefect_api_url=self.start_prefect())
             api_url = self.start_api()
             self.publish(api_url=api_url, ui_url=f"http://127.0.0.1:{self.opts.prefect_port}")
+            if inventory is None:
+                inventory = self.start_lab()
+            self.publish(inventory=inventory)
+            self.deploy(inventory)
+            self.publish(deployments_ready=True)
+            self.start_worker()
+            self.publish(worker_ready=True)
             on_ready(self.info)
             while not self._stop:
                 dead = self.sup.dead()

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
+# Before anything imports tasks/: retry delays and ONT wait are read at import time.
+os.environ.setdefault("FIBERFLOW_TASK_RETRY_DELAY_SECONDS", "0.2")
+os.environ.setdefault("FIBERFLOW_ONT_ONLINE_TIMEOUT_SECONDS", "4")
+
 from tests.fixtures.databases import database_url, engine, pg_database  # noqa: F401
 from tests.fixtures.freeradius import freeradius  # noqa: F401
 from tests.fixtures.lab import bng_inventory, lab_bng, lab_olt, lab_pair, lab_thread, olt_inventory  # noqa: F401
+from tests.fixtures.lifecycle import lifecycle  # noqa: F401
+from tests.fixtures.prefect import prefect_api, prefect_server  # noqa: F401
 from tests.fixtures.radius_lab import lab_nas, lab_radius  # noqa: F401
 from tests.fixtures.redis import dead_redis_url, redis_prefix, redis_server, redis_url  # noqa: F401
+from tests.fixtures.sse_api import sse_api  # noqa: F401

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text, text
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.models.base import Base, utcnow
@@ -97,6 +97,8 @@ class ServiceInstance(Base):
             postgresql_where=text(_SERIAL_HOLDERS),
         ),
         Index("ix_service_instances_tenant_created", "tenant_id", "created_at"),
+        # Idempotency-Key of the create request: a repeated create returns the same service.
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_service_instances_idem"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
@@ -114,6 +116,8 @@ class ServiceInstance(Base):
     radius_username: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(String(64))
     flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -121,6 +125,11 @@ class ServiceInstance(Base):
 
     # Optimistic locking: an UPDATE with a stale version raises StaleDataError.
     __mapper_args__ = {"version_id_col": version}
+
+    def __init__(self, **kwargs: object) -> None:
+        # Column defaults apply at INSERT; the status machine needs the status before.
+        kwargs.setdefault("status", ServiceStatus.PENDING.value)
+        super().__init__(**kwargs)
 
     def begin(self, operation: Operation) -> None:
         """Move into ``operation``'s running status, or raise InvalidTransition."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 16:46:59.174181
+Create Date: 2026-11-28 17:00:33.756549
 """
 from collections.abc import Sequence
 
@@ -128,11 +128,14 @@ def upgrade() -> None:
     sa.Column('radius_username', sa.String(length=64), nullable=True),
     sa.Column('description', sa.String(length=64), nullable=True),
     sa.Column('flow_run_id', sa.String(length=36), nullable=True),
+    sa.Column('idempotency_key', sa.String(length=128), nullable=True),
+    sa.Column('request_hash', sa.String(length=64), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_service_instances'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_service_instances')),
+    sa.UniqueConstraint('tenant_id', 'idempotency_key', name='uq_service_instances_idem')
     )
     with op.batch_alter_table('service_instances', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_service_instances_customer_ref'), ['customer_ref'], unique=False)

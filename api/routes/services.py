@@ -1,0 +1,198 @@
+"""``/api/v1/services``: create, read, list, and the lifecycle operations."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, HTTPException, Query, status
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from api import operations
+from api.access import get_visible_service, visible
+from api.deps import OperatorDep, PrincipalDep, SessionDep
+from api.inventory import InventoryDep
+from api.schemas import Accepted, ErrorBody, ServiceCreate, ServiceOut, ServicePage, SuspendBody
+from core.db.models import Operation, ServiceInstance, ServiceStatus
+from devices.inventory import Inventory
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/services", tags=["services"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
+}
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", pattern=r"^[A-Za-z0-9._:-]{1,128}$",
+           description="Repeat a create safely: the same key returns the same service"),
+]  # fmt: skip
+
+
+def _check_against_inventory(body: ServiceCreate, inventory: Inventory) -> None:
+    def bad(field: str, message: str) -> HTTPException:
+        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {message}")
+
+    try:
+        olt = inventory.olt(body.olt)
+    except KeyError:
+        raise bad("olt", f"unknown OLT {body.olt!r}") from None
+    try:
+        inventory.plan(body.plan)
+    except KeyError:
+        known = ", ".join(p.name for p in inventory.plans)
+        raise bad("plan", f"unknown plan {body.plan!r} (one of {known})") from None
+    if not olt.has_port(body.pon_port):
+        raise bad("pon_port", f"{body.pon_port} is not a GPON port of {olt.name}")
+
+
+def _request_hash(body: ServiceCreate) -> str:
+    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+
+
+async def _launch(
+    session: SessionDep, row: ServiceInstance, operation: Operation, params: dict[str, Any]
+) -> Accepted:
+    operations.begin(session, row, operation)
+    try:
+        flow_run_id = await operations.launch(row.id, operation, params)
+    except Exception as exc:
+        log.exception("could not start %s", operation.value, extra={"service_id": row.id})
+        operations.record_launch_failure(session, row.id, type(exc).__name__)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
+        ) from None
+    operations.record_launch(session, row.id, flow_run_id)
+    return Accepted(id=row.id, status=row.status, flow_run_id=flow_run_id)
+
+
+@router.post("", status_code=202, response_model=Accepted, responses=ERRORS,
+             summary="Order a new fibre service (starts provisioning)")  # fmt: skip
+async def create_service(
+    principal: OperatorDep,
+    session: SessionDep,
+    inventory: InventoryDep,
+    body: ServiceCreate,
+    idempotency_key: IdempotencyKey = None,
+) -> Accepted:
+    _check_against_inventory(body, inventory)
+    digest = _request_hash(body)
+    if idempotency_key:
+        existing = session.scalars(
+            select(ServiceInstance).where(
+                ServiceInstance.tenant_id == principal.tenant_id,
+                ServiceInstance.idempotency_key == idempotency_key,
+            )
+        ).one_or_none()
+        if existing is not None:
+            if existing.request_hash != digest:
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT,
+                    "Idempotency-Key was already used with a different body",
+                )
+            return Accepted(id=existing.id, status=existing.status,
+                            flow_run_id=existing.flow_run_id)  # fmt: skip
+    row = ServiceInstance(
+        tenant_id=principal.tenant_id,
+        status=ServiceStatus.PENDING.value,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        **body.model_dump(),
+    )
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"ont_serial: {body.ont_serial} already belongs to a service that is not "
+            "terminated or failed (or the Idempotency-Key is in use)",
+        ) from None
+    return await _launch(session, row, Operation.PROVISIONING, {})
+
+
+def _encode_cursor(row: ServiceInstance) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        stamp, _, sid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(stamp), sid
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            "cursor: not a cursor this API returned") from None  # fmt: skip
+
+
+@router.get("", response_model=ServicePage, responses=ERRORS,
+            summary="List services (a customer sees their own), newest first")  # fmt: skip
+def list_services(
+    principal: PrincipalDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    status_filter: Annotated[ServiceStatus | None, Query(alias="status")] = None,
+) -> ServicePage:
+    q = visible(select(ServiceInstance), principal)
+    if status_filter is not None:
+        q = q.where(ServiceInstance.status == status_filter.value)
+    if cursor:
+        at, sid = _decode_cursor(cursor)
+        q = q.where(
+            or_(
+                ServiceInstance.created_at < at,
+                and_(ServiceInstance.created_at == at, ServiceInstance.id < sid),
+            )
+        )
+    q = q.order_by(ServiceInstance.created_at.desc(), ServiceInstance.id.desc()).limit(limit + 1)
+    rows: list[ServiceInstance] = list(session.scalars(q))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ServicePage(
+        items=[ServiceOut.of(r) for r in rows],
+        next=_encode_cursor(rows[-1]) if more and rows else None,
+    )
+
+
+@router.get("/{service_id}", response_model=ServiceOut, responses=ERRORS)
+def get_service(service_id: str, principal: PrincipalDep, session: SessionDep) -> ServiceOut:
+    return ServiceOut.of(get_visible_service(session, principal, service_id))
+
+
+@router.post(
+    "/{service_id}/suspend",
+    status_code=202,
+    response_model=Accepted,
+    responses=ERRORS,
+    summary="Suspend: walled garden (RADIUS group + CoA); hard also stops the ONT",
+)
+async def suspend_service(
+    service_id: str,
+    principal: OperatorDep,
+    session: SessionDep,
+    body: Annotated[SuspendBody | None, Body()] = None,
+) -> Accepted:
+    row = get_visible_service(session, principal, service_id)
+    hard = body.hard if body else False
+    return await _launch(session, row, Operation.SUSPENSION, {"hard": hard})
+
+
+@router.post("/{service_id}/resume", status_code=202, response_model=Accepted, responses=ERRORS)
+async def resume_service(service_id: str, principal: OperatorDep, session: SessionDep) -> Accepted:
+    row = get_visible_service(session, principal, service_id)
+    return await _launch(session, row, Operation.RESUMPTION, {})
+
+
+@router.post("/{service_id}/terminate", status_code=202, response_model=Accepted,
+             responses=ERRORS)  # fmt: skip
+async def terminate_service(
+    service_id: str, principal: OperatorDep, session: SessionDep
+) -> Accepted:
+    row = get_visible_service(session, principal, service_id)
+    return await _launch(session, row, Operation.TERMINATION, {})

@@ -1,0 +1,78 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.db.models import ServiceInstance
+
+CustomerRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$", examples=["cust-1001"])]
+PonPort = Annotated[str, Field(pattern=r"^\d{1,2}/\d{1,2}/\d{1,3}$", examples=["0/1/3"])]
+OntSerial = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{16}$", examples=["485754431A2B3C4D"])]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Description = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+
+
+class ServiceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_ref: CustomerRef
+    plan: Name
+    olt: Name
+    pon_port: PonPort
+    ont_serial: OntSerial
+    description: Description | None = None
+
+    @field_validator("ont_serial")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+
+class SuspendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hard: bool = Field(default=False, description="Also deactivate the ONT")
+
+
+class ServiceOut(BaseModel):
+    id: str
+    tenant_id: str
+    customer_ref: str
+    status: str
+    plan: str
+    olt: str
+    pon_port: str
+    ont_serial: str
+    ont_id: int | None
+    vlan: int | None
+    ip_address: str | None
+    radius_username: str | None
+    description: str | None
+    flow_run_id: str | None
+    current_operation: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: ServiceInstance) -> ServiceOut:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class Accepted(BaseModel):
+    id: str
+    status: str
+    flow_run_id: str | None
+
+
+class ServicePage(BaseModel):
+    items: list[ServiceOut]
+    next: str | None
+
+
+class ErrorBody(BaseModel):
+    detail: str

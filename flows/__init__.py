@@ -1,0 +1,1 @@
+"""One module per lifecycle operation: orchestration only (no CLI text, no vendors)."""

@@ -1,0 +1,60 @@
+"""Reprovisioning: per service, read device + RADIUS state, diff against the database,
+re-apply only what drifted. ``reprovision_all`` is the nightly run over every active
+service (one subflow each, so every service gets its own events and run history)."""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
+
+from core.db.models import Operation
+from tasks import service_ops
+from tasks.hooks import flow_hooks
+from tasks.reprovisioning import check_drift, complete_reprovisioning, repair_drift
+from tasks.run import abort_run, begin_run
+
+# Services repaired at once by the nightly run; the per-device session limits still bind.
+NIGHTLY_PARALLELISM = 8
+
+
+@flow(name="reprovision", **flow_hooks())
+def reprovision(service_id: str) -> dict[str, str]:
+    """``in_sync`` / ``repaired`` with the diff; a failure leaves the service ``failed``."""
+    # The nightly run claims the service before calling us; a direct run claims it here.
+    service_ops.claim(service_id, Operation.REPROVISIONING)
+    ctx = begin_run(service_id, Operation.REPROVISIONING)
+    try:
+        report = check_drift(service_id)
+        outcome = repair_drift(service_id, report)
+        complete_reprovisioning(service_id)
+    except BaseException as exc:
+        abort_run(ctx, exc, clear_resources=False)
+        raise
+    return {"service_id": service_id, "result": outcome, "diff": report.diff()}
+
+
+@task(name="reprovision-one", cache_policy=NO_CACHE)
+def _reprovision_one(service_id: str) -> dict[str, str]:
+    if not service_ops.claim(service_id, Operation.REPROVISIONING):
+        return {"service_id": service_id, "result": "skipped", "diff": ""}
+    try:
+        result: dict[str, str] = reprovision(service_id)
+        return result
+    except Exception as exc:
+        return {"service_id": service_id, "result": "failed", "diff": str(exc)}
+
+
+@flow(name="reprovision-all")
+def reprovision_all(limit: int | None = None) -> dict[str, int]:
+    ids = service_ops.active_service_ids(limit)
+    futures = []
+    for start in range(0, len(ids), NIGHTLY_PARALLELISM):
+        batch = [_reprovision_one.submit(sid) for sid in ids[start : start + NIGHTLY_PARALLELISM]]
+        wait(batch)
+        futures.extend(batch)
+    counts: dict[str, int] = {}
+    for fut in futures:
+        result = fut.result()["result"]
+        counts[result] = counts.get(result, 0) + 1
+    return counts

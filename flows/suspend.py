@@ -1,0 +1,32 @@
+"""Suspension: walled garden (RADIUS group ``suspended`` + BNG policy), CoA to the NAS;
+the ONT stays up unless ``hard``."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.transactions import transaction
+
+from core.db.models import Operation
+from tasks.hooks import flow_hooks
+from tasks.run import abort_run, begin_run
+from tasks.suspension import (
+    complete_suspension,
+    enter_walled_garden,
+    notify_suspension,
+    validate_suspension,
+)
+
+
+@flow(name="suspend", **flow_hooks())
+def suspend(service_id: str, hard: bool = False) -> dict[str, object]:
+    ctx = begin_run(service_id, Operation.SUSPENSION)
+    try:
+        with transaction():
+            svc = validate_suspension(service_id)
+            enter_walled_garden(svc)
+            session = notify_suspension(svc, hard)
+            complete_suspension(service_id)
+    except BaseException as exc:
+        abort_run(ctx, exc, clear_resources=False)
+        raise
+    return {"service_id": service_id, "session": session, "hard": hard}

@@ -1,0 +1,35 @@
+"""Termination: Disconnect-Request, remove RADIUS rows, BNG config, service-port and
+ONT, release IP/VLAN. Every step is idempotent, so a failed termination can be
+completed by running it again (from ``failed``, through the reconciler)."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from core.db.models import Operation
+from tasks.hooks import flow_hooks
+from tasks.run import abort_run, begin_run
+from tasks.termination import (
+    complete_termination,
+    disconnect,
+    release_resources,
+    remove_network_config,
+    remove_radius,
+    validate_termination,
+)
+
+
+@flow(name="terminate", **flow_hooks())
+def terminate(service_id: str) -> dict[str, object]:
+    ctx = begin_run(service_id, Operation.TERMINATION)
+    try:
+        svc = validate_termination(service_id)
+        session = disconnect(svc)
+        remove_radius(svc)
+        remove_network_config(svc)
+        release_resources(svc)
+        complete_termination(service_id)
+    except BaseException as exc:
+        abort_run(ctx, exc, clear_resources=False)
+        raise
+    return {"service_id": service_id, "session": session}

@@ -1,0 +1,105 @@
+"""What a flow run is working on, shared with its tasks' state hooks.
+
+A hook only gets (task, task_run, state); it finds its service through the flow run id.
+Each flow run registers its RunContext when it starts; entries live for the process.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.db.models import Operation
+from events import schema
+from tasks.runtime import runtime
+from tasks.steps import BY_OPERATION, Step
+
+log = logging.getLogger(__name__)
+_RUNS: dict[str, RunContext] = {}
+
+
+@dataclass
+class RunContext:
+    service_id: str
+    tenant_id: str
+    operation: Operation
+    flow_run_id: str
+    current: Step | None = None
+    failed_step: Step | None = None
+    error: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> dict[str, Step]:
+        return BY_OPERATION[self.operation]
+
+    @property
+    def total(self) -> int:
+        return len(self.steps)
+
+    def log_extra(self, **more: Any) -> dict[str, Any]:
+        extra = {
+            "service_id": self.service_id,
+            "tenant_id": self.tenant_id,
+            "flow_run_id": self.flow_run_id,
+            "operation": self.operation.value,
+            "step": self.current.status if self.current else None,
+        }
+        extra.update(more)
+        return extra
+
+    # -- events -----------------------------------------------------------------------
+    def progress(self, step: Step, status: str | None = None, message: str | None = None,
+                 **extra: Any) -> None:  # fmt: skip
+        runtime().publisher.publish(
+            schema.progress(
+                self.operation,
+                service_id=self.service_id,
+                tenant_id=self.tenant_id,
+                operation_id=self.flow_run_id,
+                step=step.number,
+                total_steps=step.total,
+                status=status or step.status,
+                message=message if message is not None else step.message,
+                **extra,
+            )
+        )
+
+    def completed(self) -> None:
+        runtime().publisher.publish(
+            schema.completed(
+                self.operation,
+                service_id=self.service_id,
+                tenant_id=self.tenant_id,
+                operation_id=self.flow_run_id,
+            )
+        )
+
+    def failed(self, error: str) -> None:
+        step = self.failed_step or self.current
+        runtime().publisher.publish(
+            schema.failed(
+                self.operation,
+                service_id=self.service_id,
+                tenant_id=self.tenant_id,
+                operation_id=self.flow_run_id,
+                step=step.number if step else 0,
+                error=error[:500] or "failed",
+            )
+        )
+
+
+def register(service_id: str, tenant_id: str, operation: Operation, flow_run_id: str) -> RunContext:
+    ctx = RunContext(
+        service_id=service_id,
+        tenant_id=tenant_id,
+        operation=operation,
+        flow_run_id=flow_run_id,
+    )
+    _RUNS[flow_run_id] = ctx
+    return ctx
+
+
+def lookup(flow_run_id: object) -> RunContext | None:
+    return _RUNS.get(str(flow_run_id))

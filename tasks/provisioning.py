@@ -1,0 +1,262 @@
+"""Provisioning steps. Each device-changing task reads state first (drivers are
+idempotent), registers its compensation with ``on_rollback``, and cleans its own partial
+work when it fails (Prefect does not run a failing task's own rollback hook)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.transactions import Transaction, get_transaction
+
+from core.db.models import Operation
+from core.ipam import allocate_ip, allocate_vlan, release_ip, release_vlan
+from core.settings import get_settings
+from devices import validation
+from devices.base import PermanentDeviceError
+from devices.radius.types import AuthStatus
+from tasks import devices, service
+from tasks.context import lookup
+from tasks.hooks import rollback_notice, step_hooks
+from tasks.retry import device_retries
+from tasks.runtime import runtime
+from tasks.steps import PROVISIONING as S
+
+log = logging.getLogger(__name__)
+
+
+class OrderInvalid(ValueError):
+    """The order no longer fits the inventory or the service's status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    service_id: str
+    olt: str
+    bng: str
+    pon_port: str
+    serial: str
+    description: str
+    plan: str
+    line_profile_id: int
+    service_profile_id: int
+    gem_port: int
+    policy_in: str
+    policy_out: str
+    radius_username: str
+    ip_pool: str
+    ip_gateway: str | None
+    vlan_first: int
+    vlan_last: int
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    ip: str
+    netmask: str
+    vlan: int
+
+
+def radius_username(customer_ref: str, service_id: str) -> str:
+    return validation.username(f"{customer_ref[:55]}.{service_id[:8]}")
+
+
+def _ctx() -> object:
+    return lookup(flow_run.id)
+
+
+def _set(**values: object) -> None:
+    txn = get_transaction()
+    if txn is not None:
+        for key, value in values.items():
+            txn.set(key, value)
+
+
+@task(name="validate", cache_policy=NO_CACHE, **step_hooks(S["validating"]))
+def validate(service_id: str) -> Order:
+    svc = service.load(service_id)
+    if svc.status != "provisioning":
+        raise OrderInvalid(f"service is {svc.status}, not provisioning")
+    inv = runtime().inventory
+    try:
+        olt = inv.olt(svc.olt)
+        plan = inv.plan(svc.plan)
+        bng = inv.bng(olt.bng)
+    except KeyError as exc:
+        raise OrderInvalid(str(exc.args[0])) from None
+    if not olt.has_port(svc.pon_port):
+        raise OrderInvalid(f"pon_port {svc.pon_port} is not a GPON port of {olt.name}")
+    validation.serial(svc.ont_serial)
+    description = svc.description or f"ff-{svc.customer_ref}"[:64]
+    username = svc.radius_username or radius_username(svc.customer_ref, svc.id)
+    if svc.radius_username != username:
+        service.update(service_id, radius_username=username)
+    return Order(
+        service_id=svc.id,
+        olt=olt.name,
+        bng=bng.name,
+        pon_port=svc.pon_port,
+        serial=svc.ont_serial,
+        description=validation.description(description),
+        plan=plan.name,
+        line_profile_id=plan.line_profile_id,
+        service_profile_id=plan.service_profile_id,
+        gem_port=plan.gem_port,
+        policy_in=plan.policy_in,
+        policy_out=plan.policy_out,
+        radius_username=username,
+        ip_pool=bng.ip_pool,
+        ip_gateway=bng.ip_gateway,
+        vlan_first=olt.vlan_first,
+        vlan_last=olt.vlan_last,
+    )
+
+
+@task(name="allocate", cache_policy=NO_CACHE, **step_hooks(S["allocating"]))
+def allocate(order: Order) -> Allocation:
+    _set(service_id=order.service_id)
+    with runtime().sessions() as s, s.begin():
+        ip = allocate_ip(
+            s,
+            pool=order.bng,
+            network=order.ip_pool,
+            gateway=order.ip_gateway,
+            service_id=order.service_id,
+        )
+        vlan = allocate_vlan(
+            s,
+            scope=order.bng,
+            first=order.vlan_first,
+            last=order.vlan_last,
+            service_id=order.service_id,
+        )
+    service.update(order.service_id, ip_address=ip, vlan=vlan)
+    netmask = str(ipaddress.ip_network(order.ip_pool).netmask)
+    return Allocation(ip=ip, netmask=netmask, vlan=vlan)
+
+
+@allocate.on_rollback
+def _release(txn: Transaction) -> None:
+    service_id = txn.get("service_id")
+    with runtime().sessions() as s, s.begin():
+        release_ip(s, service_id=service_id)
+        release_vlan(s, service_id=service_id)
+    service.update(service_id, ip_address=None, vlan=None)
+    rollback_notice(lookup(flow_run.id), S["allocating"], "Released the IP address and VLAN")
+
+
+@task(name="configure-ont", cache_policy=NO_CACHE, **device_retries(),
+      **step_hooks(S["configuring"]))  # fmt: skip
+def configure_ont(order: Order, alloc: Allocation) -> int:
+    ctx = lookup(flow_run.id)
+    olt = devices.olt(ctx, order.olt, "configuring")
+    with devices.device_slot(order.olt):
+        added = olt.add_ont(order.pon_port, None, order.serial, order.line_profile_id,
+                            order.service_profile_id, order.description)  # fmt: skip
+    ont_id = int(str(added.detail["ont_id"]))
+    _set(olt=order.olt, pon_port=order.pon_port, ont_id=ont_id, service_id=order.service_id)
+    try:
+        with devices.device_slot(order.olt):
+            olt.add_service_port(order.pon_port, ont_id, order.gem_port, alloc.vlan)
+    except Exception:
+        if added.changed:  # our own half-done work: the rollback hook will not run for us
+            with devices.device_slot(order.olt):
+                olt.delete_ont(order.pon_port, ont_id)
+        raise
+    service.update(order.service_id, ont_id=ont_id)
+    return ont_id
+
+
+@configure_ont.on_rollback
+def _remove_ont(txn: Transaction) -> None:
+    olt_name, pon_port, ont_id = txn.get("olt"), txn.get("pon_port"), txn.get("ont_id")
+    ctx = lookup(flow_run.id)
+    olt = devices.olt(ctx, olt_name, "rollback")
+    with devices.device_slot(olt_name):
+        olt.delete_ont(pon_port, ont_id)  # also removes its service-ports
+    service.update(txn.get("service_id"), ont_id=None)
+    rollback_notice(ctx, S["configuring"], f"Removed ONT {pon_port} {ont_id} from {olt_name}")
+
+
+@task(name="configure-bng", cache_policy=NO_CACHE, **device_retries(),
+      **step_hooks(S["configuring"]))  # fmt: skip
+def configure_bng(order: Order, alloc: Allocation) -> None:
+    ctx = lookup(flow_run.id)
+    bng = devices.bng(ctx, order.bng, "configuring")
+    _set(bng=order.bng, vlan=alloc.vlan)
+    try:
+        with devices.device_slot(order.bng):
+            bng.add_subscriber(alloc.vlan, alloc.ip, alloc.netmask, order.policy_in,
+                               order.policy_out, order.description)  # fmt: skip
+    except Exception:
+        with devices.device_slot(order.bng):  # a half-applied config set: remove it
+            bng.remove_subscriber(alloc.vlan)
+        raise
+
+
+@configure_bng.on_rollback
+def _remove_subinterface(txn: Transaction) -> None:
+    ctx = lookup(flow_run.id)
+    name, vlan = txn.get("bng"), txn.get("vlan")
+    with devices.device_slot(name):
+        devices.bng(ctx, name, "rollback").remove_subscriber(vlan)
+    rollback_notice(ctx, S["configuring"], f"Removed the sub-interface for VLAN {vlan} on {name}")
+
+
+@task(name="activate-radius", cache_policy=NO_CACHE, **device_retries(),
+      **step_hooks(S["activating"]))  # fmt: skip
+def activate_radius(order: Order, alloc: Allocation) -> None:
+    ctx = lookup(flow_run.id)
+    radius = devices.radius(ctx, "activating")
+    _set(username=order.radius_username)
+    existing = radius.get(order.radius_username)
+    password = existing.password if existing and existing.password else secrets.token_urlsafe(18)
+    radius.activate(order.radius_username, password, alloc.ip, order.plan, netmask=alloc.netmask)
+
+
+@activate_radius.on_rollback
+def _remove_radius(txn: Transaction) -> None:
+    ctx = lookup(flow_run.id)
+    devices.radius(ctx, "rollback").remove(txn.get("username"))
+    rollback_notice(ctx, S["activating"], "Removed the subscriber from RADIUS")
+
+
+@task(name="test-service", cache_policy=NO_CACHE, **device_retries(),
+      **step_hooks(S["testing"]))  # fmt: skip
+def test_service(order: Order, alloc: Allocation, ont_id: int) -> None:
+    ctx = lookup(flow_run.id)
+    radius = devices.radius(ctx, "testing")
+    sub = radius.get(order.radius_username)
+    if sub is None or not sub.password:
+        raise PermanentDeviceError("radius", f"no RADIUS rows for {order.radius_username}")
+    auth = radius.authenticate(order.radius_username, sub.password)
+    if auth.status is not AuthStatus.ACCEPT:
+        raise PermanentDeviceError("radius", f"Access-Request for {order.radius_username} "
+                                   f"was {auth.status.name.lower()}")  # fmt: skip
+    if auth.framed_ip != alloc.ip:
+        raise PermanentDeviceError("radius", f"Framed-IP-Address {auth.framed_ip} != {alloc.ip}")
+    olt = devices.olt(ctx, order.olt, "testing")
+    deadline = time.monotonic() + get_settings().ont_online_timeout_seconds
+    while True:
+        with devices.device_slot(order.olt):
+            ont = olt.get_ont(order.pon_port, ont_id)
+        if ont is not None and ont.online:
+            return
+        if time.monotonic() > deadline:
+            state = ont.run_state if ont else "missing"
+            raise PermanentDeviceError(order.olt, f"ONT {order.pon_port} {ont_id} did not come "
+                                       f"online (run state {state})")  # fmt: skip
+        if ctx is not None:  # chatty: the coalescer keeps at most one a second
+            ctx.progress(S["testing"], "testing", "Waiting for the ONT to come online")
+        time.sleep(0.5)
+
+
+@task(name="complete", cache_policy=NO_CACHE, **step_hooks(S["completed"]))
+def complete(order: Order) -> None:
+    service.finish(order.service_id, Operation.PROVISIONING)

@@ -1,0 +1,43 @@
+"""Compensation of a run that crashed: its rollback hooks never ran, so tear down
+whatever the interrupted operation may have left, then fail the service."""
+
+from __future__ import annotations
+
+import logging
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from core.db.models import TRANSITIONAL, Operation, ServiceStatus
+from tasks import service, teardown
+from tasks.context import RunContext
+from tasks.retry import device_retries
+from tasks.steps import BY_OPERATION
+
+log = logging.getLogger(__name__)
+
+
+@task(name="compensate-crashed-run", cache_policy=NO_CACHE, **device_retries())
+def compensate_crashed_run(service_id: str, reason: str) -> str:
+    svc = service.load(service_id)
+    if ServiceStatus(svc.status) not in TRANSITIONAL:
+        return f"nothing to do: service is {svc.status}"
+    from core.db.models import ServiceInstance
+    from tasks.runtime import runtime
+
+    with runtime().sessions() as s:
+        row = s.get(ServiceInstance, service_id)
+        op_name = row.current_operation if row else None
+        run_id = (row.flow_run_id if row else None) or "reconciler"
+    operation = Operation(op_name or Operation.PROVISIONING.value)
+    ctx = RunContext(svc.id, svc.tenant_id, operation, run_id)
+    provisioning = operation is Operation.PROVISIONING or svc.status == "pending"
+    if provisioning:
+        # A failed provisioning leaves nothing behind, however far it got.
+        teardown.everything(ctx, svc)
+    error = f"{reason}; compensated" if provisioning else reason
+    if service.mark_failed(service_id, error, clear_resources=provisioning):
+        last = list(BY_OPERATION[operation].values())[0]
+        ctx.progress(last, "rolled_back", "Compensated the interrupted run")
+        ctx.failed(error)
+    return "compensated" if provisioning else "failed"

@@ -1,0 +1,54 @@
+"""Starting and ending one operation run: context, failure bookkeeping, crash closing."""
+
+from __future__ import annotations
+
+import logging
+
+from prefect.runtime import flow_run
+
+from core.db.models import Operation
+from tasks import service
+from tasks.context import RunContext, register
+
+log = logging.getLogger(__name__)
+
+
+def begin_run(service_id: str, operation: Operation) -> RunContext:
+    """Register this flow run's context (the hooks find the service through it)."""
+    run_id = str(flow_run.id)
+    row = service.load(service_id)
+    if row.flow_run_id != run_id:
+        service.record_flow_run(service_id, run_id)
+    return register(row.id, row.tenant_id, operation, run_id)
+
+
+def context_for(service_id: str, flow_run_id: str) -> RunContext | None:
+    from core.db.models import ServiceInstance
+    from tasks.runtime import runtime
+
+    with runtime().sessions() as s:
+        row = s.get(ServiceInstance, service_id)
+        if row is None or row.current_operation is None:
+            return None
+        return register(row.id, row.tenant_id, Operation(row.current_operation), flow_run_id)
+
+
+def abort_run(ctx: RunContext, exc: BaseException, *, clear_resources: bool) -> None:
+    """The flow failed and compensation has run: the row becomes ``failed``, committed
+    before the flow's ``on_failure`` hook publishes the failed event."""
+    error = ctx.error or str(exc) or type(exc).__name__
+    ctx.error = error
+    try:
+        service.mark_failed(ctx.service_id, error, clear_resources=clear_resources)
+    except Exception:
+        log.exception("could not mark the service failed", extra=ctx.log_extra())
+
+
+def close_abnormal_run(ctx: RunContext, error: str) -> None:
+    """A crash or cancellation: close the open step, fail the service, tell the client.
+
+    Compensation of a crashed run is the reconciler's job (its process may be gone)."""
+    if ctx.current is not None:
+        ctx.progress(ctx.current, "crashed", error)
+    if service.mark_failed(ctx.service_id, error, clear_resources=False):
+        ctx.failed(error)

@@ -1,0 +1,32 @@
+"""Status changes that start an operation (used by the API and the nightly run)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+
+from core.db.models import InvalidTransition, Operation, ServiceInstance, ServiceStatus
+from tasks.runtime import runtime
+
+
+def claim(service_id: str, operation: Operation) -> bool:
+    """Move the service into ``operation``'s running status; False if the state forbids
+    it or another process changed the row first (optimistic lock)."""
+    try:
+        with runtime().sessions() as s, s.begin():
+            row = s.get(ServiceInstance, service_id)
+            if row is None:
+                return False
+            row.begin(operation)
+        return True
+    except (InvalidTransition, StaleDataError):
+        return False
+
+
+def active_service_ids(limit: int | None = None) -> list[str]:
+    with runtime().sessions() as s:
+        q = select(ServiceInstance.id).where(ServiceInstance.status == ServiceStatus.ACTIVE.value)
+        q = q.order_by(ServiceInstance.created_at)
+        if limit:
+            q = q.limit(limit)
+        return list(s.scalars(q))

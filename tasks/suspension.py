@@ -1,0 +1,148 @@
+"""Suspension and resumption: RADIUS group + BNG policy + CoA; the ONT only when hard."""
+
+from __future__ import annotations
+
+import logging
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.transactions import Transaction, get_transaction
+
+from core.db.models import Operation
+from devices.base import PermanentDeviceError
+from devices.radius.policy import coa_attributes, plan_reply, walled_garden_reply
+from devices.radius.types import SUSPENDED_GROUP, CoaStatus
+from tasks import devices, service
+from tasks.context import lookup
+from tasks.hooks import rollback_notice, step_hooks
+from tasks.retry import device_retries
+from tasks.runtime import runtime
+from tasks.service import ServiceView
+from tasks.steps import RESUMPTION, SUSPENSION, Step
+
+log = logging.getLogger(__name__)
+# RFC 5176 Error-Cause 503: the NAS has no session for the user (subscriber offline).
+SESSION_NOT_FOUND = 503
+
+
+def _steps(suspend: bool) -> dict[str, Step]:
+    return SUSPENSION if suspend else RESUMPTION
+
+
+def check(service_id: str, running_status: str) -> ServiceView:
+    svc = service.load(service_id)
+    if svc.status != running_status:
+        raise PermanentDeviceError("fiberflow", f"service is {svc.status}, not {running_status}")
+    if svc.vlan is None or svc.radius_username is None:
+        raise PermanentDeviceError("fiberflow", "service has no VLAN or RADIUS user to change")
+    return svc
+
+
+@task(name="validate-suspension", cache_policy=NO_CACHE, **step_hooks(SUSPENSION["validating"]))
+def validate_suspension(service_id: str) -> ServiceView:
+    return check(service_id, "suspending")
+
+
+@task(name="validate-resumption", cache_policy=NO_CACHE, **step_hooks(RESUMPTION["validating"]))
+def validate_resumption(service_id: str) -> ServiceView:
+    return check(service_id, "resuming")
+
+
+def _apply(svc: ServiceView, suspend: bool, step: str) -> None:
+    """RADIUS group and BNG policies for the wanted state (idempotent)."""
+    ctx = lookup(flow_run.id)
+    inv = runtime().inventory
+    plan = inv.plan(svc.plan)
+    bng_name = inv.olt(svc.olt).bng
+    assert svc.radius_username is not None and svc.vlan is not None
+    devices.radius(ctx, step).set_group(svc.radius_username,
+                                        SUSPENDED_GROUP if suspend else plan.name)  # fmt: skip
+    bng = devices.bng(ctx, bng_name, step)
+    with devices.device_slot(bng_name):
+        if suspend:
+            bng.apply_walled_garden(svc.vlan)
+        else:
+            bng.restore_plan(svc.vlan, plan.policy_in, plan.policy_out)
+
+
+def _change(svc: ServiceView, suspend: bool) -> None:
+    txn = get_transaction()
+    if txn is not None:
+        txn.set("service", svc)
+        txn.set("suspend", suspend)
+    try:
+        _apply(svc, suspend, "suspending" if suspend else "resuming")
+    except Exception:
+        _apply(svc, not suspend, "rollback")  # leave no half-applied change behind
+        raise
+
+
+def _undo(txn: Transaction) -> None:
+    svc, suspend = txn.get("service"), txn.get("suspend")
+    _apply(svc, not suspend, "rollback")
+    step = _steps(suspend)["suspending" if suspend else "resuming"]
+    rollback_notice(lookup(flow_run.id), step, "Restored the previous RADIUS group and policy")
+
+
+@task(name="walled-garden", cache_policy=NO_CACHE, **device_retries(),
+      **step_hooks(SUSPENSION["suspending"]))  # fmt: skip
+def enter_walled_garden(svc: ServiceView) -> None:
+    _change(svc, suspend=True)
+
+
+enter_walled_garden.on_rollback(_undo)
+
+
+@task(name="restore-plan", cache_policy=NO_CACHE, **device_retries(),
+      **step_hooks(RESUMPTION["resuming"]))  # fmt: skip
+def restore_plan(svc: ServiceView) -> None:
+    _change(svc, suspend=False)
+
+
+restore_plan.on_rollback(_undo)
+
+
+def _notify(svc: ServiceView, suspend: bool, hard: bool) -> str:
+    """CoA with the new group's attributes; the ONT (de)activated when ``hard``."""
+    ctx = lookup(flow_run.id)
+    step = "notifying"
+    inv = runtime().inventory
+    reply = walled_garden_reply(inv.walled_garden_policy) if suspend else plan_reply(
+        inv.plan(svc.plan))  # fmt: skip
+    assert svc.radius_username is not None
+    result = devices.radius(ctx, step).coa(devices.nas_for(svc.olt), svc.radius_username,
+                                           coa_attributes(reply))  # fmt: skip
+    if result.status is CoaStatus.NAK and result.error_code != SESSION_NOT_FOUND:
+        raise PermanentDeviceError("nas", f"CoA refused: {result.error_cause or 'NAK'}")
+    note = "session updated" if result.status is CoaStatus.ACK else "no active session"
+    if svc.ont_id is not None:
+        olt = devices.olt(ctx, svc.olt, step)
+        with devices.device_slot(svc.olt):
+            if suspend and hard:
+                olt.deactivate_ont(svc.pon_port, svc.ont_id)
+            elif not suspend:
+                olt.activate_ont(svc.pon_port, svc.ont_id)  # no-op unless hard-suspended
+    return note
+
+
+@task(name="coa-suspend", cache_policy=NO_CACHE, **device_retries(),
+      **step_hooks(SUSPENSION["notifying"]))  # fmt: skip
+def notify_suspension(svc: ServiceView, hard: bool) -> str:
+    return _notify(svc, True, hard)
+
+
+@task(name="coa-resume", cache_policy=NO_CACHE, **device_retries(),
+      **step_hooks(RESUMPTION["notifying"]))  # fmt: skip
+def notify_resumption(svc: ServiceView) -> str:
+    return _notify(svc, False, False)
+
+
+@task(name="complete-suspension", cache_policy=NO_CACHE, **step_hooks(SUSPENSION["completed"]))
+def complete_suspension(service_id: str) -> None:
+    service.finish(service_id, Operation.SUSPENSION)
+
+
+@task(name="complete-resumption", cache_policy=NO_CACHE, **step_hooks(RESUMPTION["completed"]))
+def complete_resumption(service_id: str) -> None:
+    service.finish(service_id, Operation.RESUMPTION)

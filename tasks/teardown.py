@@ -1,0 +1,77 @@
+"""Removing a service from every system, each part idempotent (absent = done).
+
+Used by termination, and by the reconciler to compensate a run that crashed (whose
+Prefect rollback hooks never ran): it finds the ONT by serial, not only by the recorded
+id, because a crash can fall between a device change and the row update.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from core.ipam import release_ip, release_vlan
+from devices.radius.types import CoaStatus
+from tasks import devices, service
+from tasks.context import RunContext
+from tasks.runtime import runtime
+from tasks.service import ServiceView
+
+log = logging.getLogger(__name__)
+SESSION_NOT_FOUND = 503
+
+
+def disconnect(ctx: RunContext | None, svc: ServiceView, step: str) -> str:
+    if not svc.radius_username:
+        return "no RADIUS user"
+    result = devices.radius(ctx, step).disconnect(devices.nas_for(svc.olt), svc.radius_username)
+    if result.status is CoaStatus.ACK:
+        return "session disconnected"
+    if result.error_code == SESSION_NOT_FOUND:
+        return "no active session"
+    # A NAS that refuses for another reason must not block removal; it is recorded.
+    log.warning("disconnect refused: %s", result.error_cause, extra={"service_id": svc.id})
+    return f"NAS refused disconnect ({result.error_cause or 'NAK'})"
+
+
+def remove_radius(ctx: RunContext | None, svc: ServiceView, step: str) -> None:
+    if svc.radius_username:
+        devices.radius(ctx, step).remove(svc.radius_username)
+
+
+def remove_bng(ctx: RunContext | None, svc: ServiceView, step: str) -> None:
+    if svc.vlan is None:
+        return
+    name = runtime().inventory.olt(svc.olt).bng
+    with devices.device_slot(name):
+        devices.bng(ctx, name, step).remove_subscriber(svc.vlan)
+
+
+def remove_ont(ctx: RunContext | None, svc: ServiceView, step: str) -> None:
+    olt = devices.olt(ctx, svc.olt, step)
+    with devices.device_slot(svc.olt):
+        found = olt.find_ont_by_serial(svc.ont_serial)
+    if found is not None:
+        with devices.device_slot(svc.olt):
+            olt.delete_ont(found.fsp, found.ont_id)  # also removes its service-ports
+    elif svc.ont_id is not None:
+        with devices.device_slot(svc.olt):
+            olt.delete_ont(svc.pon_port, svc.ont_id)
+
+
+def release(svc: ServiceView) -> None:
+    with runtime().sessions() as s, s.begin():
+        release_ip(s, service_id=svc.id)
+        release_vlan(s, service_id=svc.id)
+
+
+def clear_row(svc: ServiceView) -> None:
+    service.update(svc.id, ip_address=None, vlan=None, ont_id=None)
+
+
+def everything(ctx: RunContext | None, svc: ServiceView) -> None:
+    """The whole teardown, in dependency order."""
+    disconnect(ctx, svc, "compensating")
+    remove_radius(ctx, svc, "compensating")
+    remove_bng(ctx, svc, "compensating")
+    remove_ont(ctx, svc, "compensating")
+    release(svc)

@@ -1,0 +1,55 @@
+"""Termination steps: Disconnect, RADIUS rows, BNG + OLT config, IP/VLAN, done."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from core.db.models import Operation
+from devices.base import PermanentDeviceError
+from tasks import service, teardown
+from tasks.context import lookup
+from tasks.hooks import step_hooks
+from tasks.retry import device_retries
+from tasks.service import ServiceView
+from tasks.steps import TERMINATION as S
+
+
+@task(name="validate-termination", cache_policy=NO_CACHE, **step_hooks(S["validating"]))
+def validate_termination(service_id: str) -> ServiceView:
+    svc = service.load(service_id)
+    if svc.status != "terminating":
+        raise PermanentDeviceError("fiberflow", f"service is {svc.status}, not terminating")
+    return svc
+
+
+@task(name="disconnect", cache_policy=NO_CACHE, **device_retries(),
+      **step_hooks(S["disconnecting"]))  # fmt: skip
+def disconnect(svc: ServiceView) -> str:
+    return teardown.disconnect(lookup(flow_run.id), svc, "disconnecting")
+
+
+@task(name="remove-radius", cache_policy=NO_CACHE, **device_retries(),
+      **step_hooks(S["deactivating"]))  # fmt: skip
+def remove_radius(svc: ServiceView) -> None:
+    teardown.remove_radius(lookup(flow_run.id), svc, "deactivating")
+
+
+@task(name="remove-network-config", cache_policy=NO_CACHE, **device_retries(),
+      **step_hooks(S["unconfiguring"]))  # fmt: skip
+def remove_network_config(svc: ServiceView) -> None:
+    ctx = lookup(flow_run.id)
+    teardown.remove_bng(ctx, svc, "unconfiguring")
+    teardown.remove_ont(ctx, svc, "unconfiguring")
+
+
+@task(name="release-resources", cache_policy=NO_CACHE, **step_hooks(S["releasing"]))
+def release_resources(svc: ServiceView) -> None:
+    teardown.release(svc)
+
+
+@task(name="complete-termination", cache_policy=NO_CACHE, **step_hooks(S["completed"]))
+def complete_termination(service_id: str) -> None:
+    # The row keeps its history (serial, plan); the resources it held are gone.
+    service.finish(service_id, Operation.TERMINATION, ip_address=None, vlan=None, ont_id=None)

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -42,6 +43,10 @@ router = APIRouter(prefix="/api/v1/realtime", tags=["realtime"])
 
 HUB = "event_hub"
 LIMITER = "sse_limiter"
+SHUTDOWN = "sse_shutdown"
+# After sse-starlette sees the server shutting down, streams get this long to end
+# on their own (they end at once: the hub closes every subscription).
+SHUTDOWN_GRACE_SECONDS = 2.0
 RETRY_AFTER_SECONDS = 5
 # A send that does not complete in this time means the client is gone (or stalled).
 SEND_TIMEOUT_SECONDS = 30.0
@@ -106,7 +111,12 @@ async def realtime_lifespan(state: AppState) -> AsyncIterator[None]:
     )
     await hub.start()
     flusher = asyncio.create_task(run_outbox_flusher(publisher), name="outbox-flusher")
+    # sse-starlette sets this when uvicorn starts shutting down (before it waits for
+    # open connections): stopping the hub then ends every stream cleanly.
+    shutdown = anyio.Event()
+    closer = asyncio.create_task(_stop_on(shutdown, hub), name="sse-shutdown")
     state.extras[HUB] = hub
+    state.extras[SHUTDOWN] = shutdown
     # Long-lived start-up objects out of the GC's way: full collections otherwise
     # walk them again and again while thousands of streams are open.
     gc.freeze()
@@ -114,10 +124,17 @@ async def realtime_lifespan(state: AppState) -> AsyncIterator[None]:
         yield
     finally:
         flusher.cancel()
-        await asyncio.gather(flusher, return_exceptions=True)
+        closer.cancel()
+        await asyncio.gather(flusher, closer, return_exceptions=True)
         await hub.stop()
         publisher.close()
         state.extras.pop(HUB, None)
+
+
+async def _stop_on(shutdown: anyio.Event, hub: EventHub) -> None:
+    await shutdown.wait()
+    log.info("server shutting down: closing event streams", extra={"streams": hub.subscriber_count})
+    await hub.stop()
 
 
 def _hub(state: AppState) -> EventHub:
@@ -198,6 +215,8 @@ async def service_lifecycle(
         _messages(hub, state, service_id, after),
         ping=state.settings.sse_heartbeat_seconds,
         send_timeout=SEND_TIMEOUT_SECONDS,
+        shutdown_event=state.extras[SHUTDOWN],
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
         limiter=limiter,
         tenant_id=principal.tenant_id,
     )

@@ -38,8 +38,13 @@ class SseReader:
         if self._lines is None:
             self._lines = self.response.aiter_lines()
         fields: dict[str, list[str]] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         while True:
-            line = await asyncio.wait_for(anext(self._lines), timeout)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"no message within {timeout} s")
+            line = await asyncio.wait_for(anext(self._lines), remaining)
             if line == "":
                 if "data" in fields or "event" in fields:
                     return Message(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -216,8 +217,7 @@ async def test_two_api_processes_both_deliver_every_event(
         ):
             assert (r1.status_code, r2.status_code) == (200, 200)
             ids = [
-                await asyncio.to_thread(pub.publish, e)
-                for e in (wf.step(1), wf.step(2), wf.done())
+                await asyncio.to_thread(pub.publish, e) for e in (wf.step(1), wf.step(2), wf.done())
             ]
             one = [m.id for m in await SseReader(r1).take(3)]
             two = [m.id for m in await SseReader(r2).take(3)]
@@ -254,7 +254,9 @@ async def test_redis_restart_and_server_shutdown(tmp_path: Path) -> None:
             assert await sse.ended()
         assert api.proc is not None
         code = await asyncio.to_thread(api.proc.wait, 30)
-        assert code == 0, api.output()
+        # uvicorn re-raises the signal after a clean shutdown, hence -SIGTERM.
+        assert code in (0, -signal.SIGTERM), api.output()
+        assert "ERROR" not in api.output() and "Traceback" not in api.output()
     finally:
         pub.close()
         engine.dispose()

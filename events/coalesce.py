@@ -3,8 +3,9 @@
 Rule (issue 5): chatty progress within one step — retries, "waiting for the ONT"
 polls — reaches the log at most once per ``interval`` seconds per workflow
 (one operation run). Never dropped or delayed: the first event of a workflow, a
-new step number, a new status within the step (the first ``retrying``, a
-compensation notice), and terminal (completed / failed) events.
+new step number, a new status within the step (except to ``retrying``), every
+notice (``rolled_back``, ``failed``, ``crashed`` ...), and terminal (completed /
+failed) events.
 
 Dropping happens at the leading edge: a chatty event inside the window is
 discarded, not held back, so nothing is ever delayed. Because the decision is
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 # Statuses that are chatty by nature: even a change *to* them within a step is throttled.
 CHATTY_STATUSES = frozenset({"retrying", "waiting"})
+# Notices that are never coalesced, even repeated within one step (two compensations
+# of step 3 are two notices) — they report what was done, not that time passes.
+NEVER_COALESCED_STATUSES = frozenset({"rolled_back", "compensating", "failed", "crashed"})
 
 
 @dataclass(slots=True)
@@ -87,6 +91,6 @@ class Coalescer:
 
     @staticmethod
     def _chatty(last: _Last, payload: ProgressEvent) -> bool:
-        if payload.step != last.step:
+        if payload.step != last.step or payload.status in NEVER_COALESCED_STATUSES:
             return False  # step transition
         return payload.status == last.status or payload.status in CHATTY_STATUSES

@@ -69,6 +69,18 @@ def test_step_transitions_and_status_changes_are_never_dropped() -> None:
     assert c.dropped == 0
 
 
+def test_notices_are_never_coalesced_even_within_one_step() -> None:
+    clock, run = Clock(), str(uuid.uuid4())
+    c = Coalescer(1.0, clock=clock)
+    assert c.admit(_p(run, 3, "configuring"))
+    assert c.admit(_p(run, 3, "failed", "BNG refused the sub-interface"))
+    # Two compensations of step 3, back to back: two notices.
+    assert c.admit(_p(run, 3, "rolled_back", "Removed ONT 0/1/3 1"))
+    assert c.admit(_p(run, 3, "rolled_back", "Removed the sub-interface for VLAN 100"))
+    assert c.admit(_p(run, 3, "crashed", "worker died"))
+    assert c.dropped == 0
+
+
 def test_terminal_events_always_pass_and_close_the_workflow() -> None:
     clock, run = Clock(), str(uuid.uuid4())
     c = Coalescer(1.0, clock=clock)

@@ -162,7 +162,9 @@ class Stack:
         self.sup.start("lab", argv, env=self._child_env())
         self._wait("lab", lab_file.exists, 60)
         lab = json.loads(lab_file.read_text())
-        self.publish(lab_ports=lab["ports"])
+        # /healthz connects to each: only the SSH devices (RADIUS and NAS are UDP).
+        tcp = [d["port"] for d in lab["devices"] if d.get("transport") == "tcp"]
+        self.publish(lab_ports=tcp)
         return str(lab["inventory"])
 
     def deploy(self, inventory: str | None) -> None:

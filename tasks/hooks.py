@@ -57,8 +57,9 @@ def _error_text(state: Any) -> str:
     return str(state.message or "failed")
 
 
-def step_hooks(step: Step) -> TaskHooks:
-    """``on_running`` / ``on_completion`` / ``on_failure`` for a task that is ``step``."""
+def step_hooks(step: Step, message: str | None = None) -> TaskHooks:
+    """``on_running`` / ``on_completion`` / ``on_failure`` for a task that is ``step``
+    (``message``: what this task of a several-task step says when it starts)."""
 
     @_safe
     def on_running(_task: Any, task_run: Any, state: Any) -> None:
@@ -71,7 +72,7 @@ def step_hooks(step: Step) -> TaskHooks:
                          attempt=attempt)  # fmt: skip
             return
         ctx.current = step
-        ctx.progress(step)
+        ctx.progress(step, message=message)
 
     @_safe
     def on_completion(_task: Any, task_run: Any, _state: Any) -> None:

@@ -151,8 +151,12 @@ def _release(txn: Transaction) -> None:
     rollback_notice(lookup(flow_run.id), S["allocating"], "Released the IP address and VLAN")
 
 
-@task(name="configure-ont", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(S["configuring"]))  # fmt: skip
+@task(
+    name="configure-ont",
+    cache_policy=NO_CACHE,
+    **device_retries(),
+    **step_hooks(S["configuring"], "Configuring the ONT and its service-port on the OLT"),
+)
 def configure_ont(order: Order, alloc: Allocation) -> int:
     ctx = lookup(flow_run.id)
     olt = devices.olt(ctx, order.olt, "configuring")
@@ -184,8 +188,12 @@ def _remove_ont(txn: Transaction) -> None:
     rollback_notice(ctx, S["configuring"], f"Removed ONT {pon_port} {ont_id} from {olt_name}")
 
 
-@task(name="configure-bng", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(S["configuring"]))  # fmt: skip
+@task(
+    name="configure-bng",
+    cache_policy=NO_CACHE,
+    **device_retries(),
+    **step_hooks(S["configuring"], "Configuring the subscriber sub-interface on the BNG"),
+)
 def configure_bng(order: Order, alloc: Allocation) -> None:
     ctx = lookup(flow_run.id)
     bng = devices.bng(ctx, order.bng, "configuring")

@@ -18,10 +18,7 @@ pytestmark = pytest.mark.slow
 
 def _stop_and_check_nothing_left(stack, signum: int = signal.SIGTERM) -> None:  # type: ignore[no-untyped-def]
     children = stack.info()["children"]
-    assert set(children) >= {"redis", "prefect-server", "api"} or set(children) >= {
-        "prefect-server",
-        "api",
-    }
+    assert set(children) >= {"prefect-server", "api", "lab", "worker"}
     stack.proc.send_signal(signum)
     stack.proc.wait(30)  # DESIGN: every child stopped within 30 s
     time.sleep(0.5)
@@ -62,7 +59,7 @@ def test_two_stacks_side_by_side_on_postgres_and_machine_redis(
         ) as b,
     ):
         assert wait_healthy(a.api_url, a.proc)["db"] == "ok"
-        assert wait_healthy(b.api_url, b.proc) == {"db": "ok", "redis": "ok", "prefect": "ok"}
+        assert set(wait_healthy(b.api_url, b.proc).values()) == {"ok"}
         assert b.info()["redis_url"] == "redis://127.0.0.1:6379/3"
         assert "redis" not in b.info()["children"]
         _stop_and_check_nothing_left(b, signal.SIGINT)
@@ -125,3 +122,48 @@ def test_port_in_use_is_named(tmp_path: Path) -> None:
         port = s.getsockname()[1]
         assert "--api-port" in _up_fails(tmp_path, "--api-port", str(port))
         assert "--prefect-port" in _up_fails(tmp_path, "--prefect-port", str(port))
+
+
+def test_up_runs_a_provisioning_end_to_end_through_the_worker(tmp_path: Path) -> None:
+    """The whole stack as a user runs it: lab, deployments, worker, API, SSE."""
+    import json
+
+    from tests.fixtures.stack import FIBERFLOW
+
+    with running_stack(tmp_path) as stack:
+        report = wait_healthy(stack.api_url, stack.proc)
+        assert report == {"db": "ok", "redis": "ok", "prefect": "ok", "worker": "ok",
+                          "deployments": "ok", "lab": "ok"}  # fmt: skip
+        tenant = "4f1c2a4e-8d7b-4c3a-9e2f-0a1b2c3d4e5f"
+        token = subprocess.run(
+            [*FIBERFLOW, "token", "--tenant", tenant, "--role", "operator",
+             "--data-dir", str(stack.data_dir)],
+            env=stack_env(stack.data_dir), capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        auth = {"Authorization": f"Bearer {token}"}
+        body = {"customer_ref": "cust-e2e", "plan": "100M", "olt": "olt-2",
+                "pon_port": "0/2/15", "ont_serial": "485754431A2B3C4D"}  # fmt: skip
+        created = httpx.post(f"{stack.api_url}/api/v1/services", json=body, headers=auth)
+        assert created.status_code == 202, created.text
+        sid = created.json()["id"]
+        events = []
+        url = f"{stack.api_url}/api/v1/realtime/service-lifecycle/{sid}"
+        with httpx.stream("GET", url, headers=auth, timeout=httpx.Timeout(5, read=90)) as resp:
+            assert resp.status_code == 200
+            kind = None
+            for line in resp.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind:
+                    events.append((kind, json.loads(line[6:])))
+                    if kind.endswith((".completed", ".failed")):
+                        break
+        assert events[-1][0] == "service.provisioning.completed", events[-1]
+        progress = [d for k, d in events if k.endswith(".progress")]
+        assert progress[0]["step"] == 1 and progress[-1]["status"] == "completed"
+        svc = httpx.get(f"{stack.api_url}/api/v1/services/{sid}", headers=auth).json()
+        assert svc["status"] == "active" and isinstance(svc["vlan"], int)
+        assert svc["flow_run_id"] == created.json()["flow_run_id"]
+        run = httpx.get(f"http://127.0.0.1:{stack.prefect_port}/api/flow_runs/{svc['flow_run_id']}")
+        assert run.json()["state"]["type"] == "COMPLETED"
+        _stop_and_check_nothing_left(stack)

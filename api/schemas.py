@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.db.models import ServiceInstance
 
 CustomerRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$", examples=["cust-1001"])]
-PonPort = Annotated[str, Field(pattern=r"^\d{1,2}/\d{1,2}/\d{1,3}$", examples=["0/1/3"])]
+# [0-9], not \d: pydantic's (Rust) regex takes \d for any Unicode digit.
+PonPort = Annotated[str, Field(pattern=r"^[0-9]{1,2}/[0-9]{1,2}/[0-9]{1,3}$", examples=["0/1/3"])]
 OntSerial = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{16}$", examples=["485754431A2B3C4D"])]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Description = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
@@ -30,6 +31,12 @@ class ServiceCreate(BaseModel):
     @classmethod
     def _upper(cls, v: str) -> str:
         return v.upper()
+
+    @field_validator("pon_port")
+    @classmethod
+    def _canonical_port(cls, v: str) -> str:
+        # One spelling per port: "00/01/03" is stored (and compared) as "0/1/3".
+        return "/".join(str(int(part)) for part in v.split("/"))
 
 
 class SuspendBody(BaseModel):

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, HTTPException, Query, status
@@ -124,8 +124,10 @@ def _encode_cursor(row: ServiceInstance) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         stamp, _, sid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(stamp), sid
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        at = datetime.fromisoformat(stamp)
+        # created_at is UTC: SQLite hands it back naive, PostgreSQL aware. Compare instants.
+        return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)), sid
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             "cursor: not a cursor this API returned") from None  # fmt: skip
 

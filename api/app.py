@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api import errors, realtime
+from api import errors, portal, realtime
 from api.routes import events, health, inventory, services, statistics
 from api.state import AppState
 from core.db.engine import make_engine, session_factory
@@ -38,6 +38,28 @@ def build_state(settings: Settings) -> AppState:
     )
 
 
+@asynccontextmanager
+async def _reconciler(state: AppState) -> AsyncIterator[None]:
+    """The stuck-run check of core.reconciler, when a Prefect server is known."""
+    import asyncio
+    import contextlib
+
+    from core.reconciler import run_reconciler
+
+    api_url = state.settings.effective_prefect_api_url()
+    interval = state.settings.reconcile_interval_seconds
+    if not api_url or interval <= 0:
+        yield
+        return
+    task = asyncio.create_task(run_reconciler(state.sessions, api_url, interval))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     state = build_state(settings)
@@ -46,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("api starting", extra={"service": "api"})
         try:
-            async with realtime.realtime_lifespan(state):
+            async with realtime.realtime_lifespan(state), _reconciler(state):
                 yield
         finally:
             if state.redis is not None:
@@ -67,4 +89,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inventory.router)
     app.include_router(events.router)
     app.include_router(realtime.router)
+    app.include_router(portal.router)
     return app

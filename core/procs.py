@@ -48,6 +48,8 @@ class Child:
     name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
 
     @property
     def pid(self) -> int:
@@ -82,7 +84,7 @@ class Supervisor:
             preexec_fn=_die_with_parent,
         )
         out.close()
-        child = Child(name, proc, log_path)
+        child = Child(name, proc, log_path, argv, env)
         self.children.append(child)
         log.info("started %s (pid %d)", name, proc.pid, extra={"child": name})
         return child
@@ -97,6 +99,12 @@ class Supervisor:
             code = -9
         self.children.remove(child)
         return code
+
+    def restart(self, child: Child) -> Child:
+        """Start a child that exited again (what is left of its group is killed first)."""
+        _signal_group(child.pid, signal.SIGKILL)
+        self.children.remove(child)
+        return self.start(child.name, child.argv, env=child.env)
 
     def dead(self) -> Child | None:
         return next((c for c in self.children if not c.alive()), None)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     sse_max_connections_per_tenant: int = Field(default=100, gt=0)
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     prefect_api_url: str | None = None
+    # Seconds between the API's checks for services whose flow run died (0: off).
+    reconcile_interval_seconds: float = Field(default=15.0, ge=0)
     # How long provisioning's test step waits for a new ONT to report online.
     ont_online_timeout_seconds: float = Field(default=30.0, gt=0)
     # Task retries on transient device errors (timeouts, dropped sessions).

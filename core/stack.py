@@ -24,13 +24,14 @@ import redis
 
 from core import preflight
 from core.db.migrate import upgrade
-from core.procs import Supervisor, free_port
+from core.procs import Child, Supervisor, free_port
 from core.redis_server import redis_command
 from core.settings import STACK_FILE, ConfigError, Settings
 from flows.deployments import WORK_POOL
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 90.0
+MAX_WORKER_RESTARTS = 20
 
 
 class StackError(RuntimeError):
@@ -231,13 +232,23 @@ class Stack:
             while not self._stop:
                 dead = self.sup.dead()
                 if dead is not None:
-                    raise StackError(f"{dead.name} exited (see {dead.log_path}):\n{dead.tail()}")
+                    self._handle_exit(dead)
                 time.sleep(0.5)
             return 0
         except KeyboardInterrupt:
             return 0
         finally:
             self.shutdown()
+
+    def _handle_exit(self, dead: Child) -> None:
+        """A worker that dies (killed, OOM) is restarted; the reconciler then fails and
+        compensates what its runs left. Any other part dying stops the stack."""
+        self._restarts = getattr(self, "_restarts", 0) + 1
+        if dead.name != "worker" or self._restarts > MAX_WORKER_RESTARTS:
+            raise StackError(f"{dead.name} exited (see {dead.log_path}):\n{dead.tail()}")
+        log.warning("worker exited with %s; restarting", dead.proc.returncode)
+        self.sup.restart(dead)
+        self.publish()
 
     def _on_signal(self, _signum: int, _frame: object) -> None:
         self._stop = True

@@ -137,8 +137,8 @@ async def reconcile_once(sessions: sessionmaker[Session], prefect_api: str) -> l
 
     stuck = await find_stuck(sessions, prefect_api)
     for item in stuck:
-        log.warning("service stuck: %s", item.reason,
-                    extra={"service_id": item.service_id, "flow_run_id": item.flow_run_id})  # fmt: skip
+        ids = {"service_id": item.service_id, "flow_run_id": item.flow_run_id}
+        log.warning("service stuck: %s", item.reason, extra=ids)
         await mark_crashed(prefect_api, item.flow_run_id, item.reason)
         await arun_deployment(
             deployment_name("reconcile"),

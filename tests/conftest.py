@@ -9,6 +9,7 @@ os.environ.setdefault("FIBERFLOW_TASK_RETRY_DELAY_SECONDS", "0.2")
 os.environ.setdefault("FIBERFLOW_ONT_ONLINE_TIMEOUT_SECONDS", "4")
 
 from tests.fixtures.api_app import api_app, api_app_sqlite, api_inventory, prefect_deployments  # noqa: F401
+from tests.fixtures.browser import chromium, portal_stack  # noqa: F401
 from tests.fixtures.databases import database_url, engine, pg_database  # noqa: F401
 from tests.fixtures.freeradius import freeradius  # noqa: F401
 from tests.fixtures.lab import bng_inventory, lab_bng, lab_olt, lab_pair, lab_thread, olt_inventory  # noqa: F401

@@ -1,0 +1,55 @@
+// The progress page: wires the server-rendered page to the live event feed.
+
+import { LiveEvents } from "./live.js";
+import { apply, createState, eventTypes } from "./progress.js";
+import { View } from "./view.js";
+
+function readPlans(doc) {
+  try {
+    return JSON.parse(doc.getElementById("plans").textContent || "{}");
+  } catch {
+    return {};
+  }
+}
+
+function main() {
+  const root = document.getElementById("main");
+  const d = root?.dataset;
+  if (!d || !d.serviceId) return;
+
+  const state = createState({
+    status: d.status,
+    operation: d.operation,
+    error: d.error,
+    updated: d.updated,
+  });
+  const conn = { mode: "connecting", detail: null, connected: false };
+  const view = new View(document, readPlans(document));
+
+  const live = new LiveEvents({
+    sseUrl: d.sseUrl,
+    eventsUrl: d.eventsUrl,
+    eventTypes: eventTypes(),
+    lastId: null,
+    onEvent(event) {
+      const said = apply(state, event);
+      if (said) view.announce(said);
+      view.schedule(state, conn);
+    },
+    onMode(mode, detail) {
+      conn.mode = mode;
+      conn.detail = detail ?? null;
+      if (mode === "live") conn.connected = true;
+      if (mode === "polling") {
+        conn.connected = true; // the history endpoint answers for the page
+        view.announce("Live updates unavailable — checking every few seconds.");
+      }
+      view.schedule(state, conn);
+    },
+  });
+  // For tests and debugging in the console; nothing reads it.
+  window.fiberflowPortal = { state, conn, live };
+  live.start();
+}
+
+main();

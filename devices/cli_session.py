@@ -48,6 +48,18 @@ _SLOTS: dict[tuple[str, int, int], threading.BoundedSemaphore] = {}
 _SLOTS_LOCK = threading.Lock()
 
 
+
+class _ClosedSessionNoise(logging.Filter):
+    """Huawei OLTs close the TCP session as soon as the logout question is answered;
+    netmiko's disconnect() then probes the dead channel (is_alive) and logs "Unable to
+    send" at ERROR with a traceback. Expected on every huawei_olt logout: drop it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unable to send")
+
+
+logging.getLogger("netmiko").addFilter(_ClosedSessionNoise())
+
 def _slots(device: Device) -> threading.BoundedSemaphore:
     """Per-device cap on concurrent sessions in this process (inventory max_sessions)."""
     with _SLOTS_LOCK:

@@ -48,7 +48,6 @@ _SLOTS: dict[tuple[str, int, int], threading.BoundedSemaphore] = {}
 _SLOTS_LOCK = threading.Lock()
 
 
-
 class _ClosedSessionNoise(logging.Filter):
     """Huawei OLTs close the TCP session as soon as the logout question is answered;
     netmiko's disconnect() then probes the dead channel (is_alive) and logs "Unable to
@@ -59,6 +58,7 @@ class _ClosedSessionNoise(logging.Filter):
 
 
 logging.getLogger("netmiko").addFilter(_ClosedSessionNoise())
+
 
 def _slots(device: Device) -> threading.BoundedSemaphore:
     """Per-device cap on concurrent sessions in this process (inventory max_sessions)."""

@@ -67,10 +67,6 @@ def radius_username(customer_ref: str, service_id: str) -> str:
     return validation.username(f"{customer_ref[:55]}.{service_id[:8]}")
 
 
-def _ctx() -> object:
-    return lookup(flow_run.id)
-
-
 def _set(**values: object) -> None:
     txn = get_transaction()
     if txn is not None:

@@ -199,9 +199,23 @@ def lab(
 
 
 @app.command()
-def demo(data_dir: DataDir = None) -> None:
-    """Provision a demo subscriber on the lab with live progress."""
-    raise _fail("the demo arrives with the portal (issue 6)", code=1)
+def demo(
+    api_port: Annotated[int, typer.Option(help="Port of the API and portal")] = 8000,
+    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI")] = 4200,
+    data_dir: DataDir = None,
+) -> None:
+    """Start the stack, provision a demo subscriber with live progress, print the portal link."""
+    from core.demo import DemoError, DemoOptions, run_demo
+
+    _use_data_dir(data_dir)
+    _setup_logging()
+    try:
+        code = run_demo(get_settings(), DemoOptions(api_port=api_port, prefect_port=prefect_port))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except DemoError as exc:
+        raise _fail(str(exc), code=1) from None
+    raise typer.Exit(code)
 
 
 @db_app.command("upgrade")

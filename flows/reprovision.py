@@ -11,7 +11,12 @@ from prefect.futures import wait
 from core.db.models import Operation
 from tasks import service_ops
 from tasks.hooks import flow_hooks
-from tasks.reprovisioning import check_drift, complete_reprovisioning, repair_drift
+from tasks.reprovisioning import (
+    check_drift,
+    claim_or_refuse,
+    complete_reprovisioning,
+    repair_drift,
+)
 from tasks.run import abort_run, begin_run
 
 # Services repaired at once by the nightly run; the per-device session limits still bind.
@@ -20,9 +25,10 @@ NIGHTLY_PARALLELISM = 8
 
 @flow(name="reprovision", **flow_hooks())
 def reprovision(service_id: str) -> dict[str, str]:
-    """``in_sync`` / ``repaired`` with the diff; a failure leaves the service ``failed``."""
+    """``in_sync`` / ``repaired`` with the diff; a failure leaves the service ``failed``.
+    A service neither ``active`` nor already ``reprovisioning`` is refused (InvalidTransition)."""
     # The nightly run claims the service before calling us; a direct run claims it here.
-    service_ops.claim(service_id, Operation.REPROVISIONING)
+    claim_or_refuse(service_id)
     ctx = begin_run(service_id, Operation.REPROVISIONING)
     try:
         report = check_drift(service_id)

@@ -1,6 +1,10 @@
 """Drift repair: read OLT, BNG and RADIUS state, diff against the database, re-apply
 only what drifted. Every repair goes through the same idempotent driver calls as
-provisioning, so repairing an in-sync service changes nothing."""
+provisioning, so repairing an in-sync service changes nothing.
+
+Only ``active`` services are reprovisioned (the status machine), so the wanted state is
+always the plan's: RADIUS group = the plan, BNG policies = the plan's, ONT activated.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from core.db.models import Operation
+from core.db.models import InvalidTransition, Operation, ServiceStatus
 from devices.base import PermanentDeviceError
-from devices.radius.types import SUSPENDED_GROUP
-from tasks import devices, service
-from tasks.context import lookup
+from devices.inventory import Plan
+from tasks import devices, service, service_ops
+from tasks.context import RunContext, lookup, register
 from tasks.hooks import step_hooks
 from tasks.retry import device_retries
 from tasks.runtime import runtime
@@ -47,110 +51,153 @@ class DriftReport:
     def in_sync(self) -> bool:
         return not self.drift
 
+    @property
+    def items(self) -> set[str]:
+        return {f"{d.system}.{d.item}" for d in self.drift}
+
     def diff(self) -> str:
         return "\n".join(d.line() for d in self.drift)
 
 
-def _description(svc: ServiceView) -> str:
-    return svc.description or f"ff-{svc.customer_ref}"[:64]
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """What the database says the devices should hold for one service."""
+
+    plan: Plan
+    bng: str
+    ont_id: int
+    vlan: int
+    ip: str
+    netmask: str
+    username: str
+    description: str
 
 
-def _expected_policies(svc: ServiceView) -> tuple[str, str]:
-    inv = runtime().inventory
-    if svc.status == "suspended":
-        return inv.walled_garden_policy, inv.walled_garden_policy
-    plan = inv.plan(svc.plan)
-    return plan.policy_in, plan.policy_out
-
-
-def read_drift(svc: ServiceView, suspended: bool) -> DriftReport:
-    ctx = lookup(flow_run.id)
-    inv = runtime().inventory
-    plan = inv.plan(svc.plan)
-    bng_name = inv.olt(svc.olt).bng
-    drift: list[Drift] = []
+def _wanted(svc: ServiceView) -> Wanted:
     if svc.ont_id is None or svc.vlan is None or svc.ip_address is None:
         raise PermanentDeviceError("fiberflow", "service record lacks ONT id, VLAN or IP")
+    if not svc.radius_username:
+        raise PermanentDeviceError("fiberflow", "service record lacks its RADIUS username")
+    inv = runtime().inventory
+    bng = inv.bng_for(svc.olt)
+    return Wanted(
+        plan=inv.plan(svc.plan),
+        bng=bng.name,
+        ont_id=svc.ont_id,
+        vlan=svc.vlan,
+        ip=svc.ip_address,
+        netmask=str(ipaddress.ip_network(bng.ip_pool).netmask),
+        username=svc.radius_username,
+        description=svc.description or f"ff-{svc.customer_ref}"[:64],
+    )
+
+
+def _read_olt(ctx: RunContext | None, svc: ServiceView, want: Wanted) -> list[Drift]:
     olt = devices.olt(ctx, svc.olt, "checking")
     with devices.device_slot(svc.olt):
-        ont = olt.get_ont(svc.pon_port, svc.ont_id)
+        ont = olt.get_ont(svc.pon_port, want.ont_id)
     if ont is None or ont.serial != svc.ont_serial:
-        drift.append(Drift("olt", "ont", svc.ont_serial, ont.serial if ont else "absent"))
-    else:
-        with devices.device_slot(svc.olt):
-            ports = olt.list_service_ports(svc.pon_port, svc.ont_id)
-        if not any(p.vlan == svc.vlan and p.gem_port == plan.gem_port for p in ports):
-            drift.append(Drift("olt", "service-port", f"vlan {svc.vlan}", "absent"))
-    with devices.device_slot(bng_name):
-        sub = devices.bng(ctx, bng_name, "checking").get_subscriber(svc.vlan)
-    want_in, want_out = _expected_policies(svc)
+        return [Drift("olt", "ont", svc.ont_serial, ont.serial if ont else "absent")]
+    drift: list[Drift] = []
+    if ont.control_flag != "active":  # an active service's ONT is never deactivated
+        drift.append(Drift("olt", "ont_state", "active", ont.control_flag))
+    with devices.device_slot(svc.olt):
+        ports = olt.list_service_ports(svc.pon_port, want.ont_id)
+    if not any(p.vlan == want.vlan and p.gem_port == want.plan.gem_port for p in ports):
+        drift.append(Drift("olt", "service-port", f"vlan {want.vlan}", "absent"))
+    return drift
+
+
+def _read_bng(ctx: RunContext | None, want: Wanted) -> list[Drift]:
+    with devices.device_slot(want.bng):
+        sub = devices.bng(ctx, want.bng, "checking").get_subscriber(want.vlan)
     if sub is None:
-        drift.append(Drift("bng", "sub-interface", f"vlan {svc.vlan}", "absent"))
-    else:
-        for item, want, have in (
-            ("ip_address", svc.ip_address, sub.ip_address),
-            ("policy_in", want_in, sub.policy_in),
-            ("policy_out", want_out, sub.policy_out),
-        ):
-            if want != have:
-                drift.append(Drift("bng", item, str(want), str(have)))
-    assert svc.radius_username is not None
-    rad = devices.radius(ctx, "checking").get(svc.radius_username)
-    want_group = SUSPENDED_GROUP if suspended else plan.name
+        return [Drift("bng", "sub-interface", f"vlan {want.vlan}", "absent")]
+    return [
+        Drift("bng", item, str(expected), str(found))
+        for item, expected, found in (
+            ("ip_address", want.ip, sub.ip_address),
+            ("netmask", want.netmask, sub.netmask),
+            ("policy_in", want.plan.policy_in, sub.policy_in),
+            ("policy_out", want.plan.policy_out, sub.policy_out),
+        )
+        if expected != found
+    ]
+
+
+def _read_radius(ctx: RunContext | None, want: Wanted) -> list[Drift]:
+    rad = devices.radius(ctx, "checking").get(want.username)
     if rad is None or not rad.password:
-        drift.append(Drift("radius", "subscriber", svc.radius_username, "absent"))
-    else:
-        if rad.ip_address != svc.ip_address:
-            drift.append(Drift("radius", "ip_address", svc.ip_address, str(rad.ip_address)))
-        if rad.group != want_group:
-            drift.append(Drift("radius", "group", want_group, str(rad.group)))
+        return [Drift("radius", "subscriber", want.username, "absent")]
+    drift = [
+        Drift("radius", item, str(expected), str(found))
+        for item, expected, found in (
+            ("ip_address", want.ip, rad.ip_address),
+            ("netmask", want.netmask, rad.netmask),
+            ("group", want.plan.name, rad.group),
+        )
+        if expected != found
+    ]
+    if len(rad.groups) > 1:  # a stray extra group changes what RADIUS replies
+        drift.append(Drift("radius", "groups", want.plan.name, ",".join(rad.groups)))
+    return drift
+
+
+def read_drift(svc: ServiceView) -> DriftReport:
+    ctx = lookup(flow_run.id)
+    want = _wanted(svc)
+    drift = _read_olt(ctx, svc, want) + _read_bng(ctx, want) + _read_radius(ctx, want)
     return DriftReport(svc.id, drift)
 
 
-def repair(svc: ServiceView, report: DriftReport, suspended: bool) -> None:
+def repair(svc: ServiceView, report: DriftReport) -> None:
     ctx = lookup(flow_run.id)
-    inv = runtime().inventory
-    plan = inv.plan(svc.plan)
-    bng_name = inv.olt(svc.olt).bng
+    want = _wanted(svc)
     systems = {d.system for d in report.drift}
-    assert svc.ont_id is not None and svc.vlan is not None and svc.ip_address is not None
     if "olt" in systems:
         olt = devices.olt(ctx, svc.olt, "repairing")
         with devices.device_slot(svc.olt):
-            olt.add_ont(
-                svc.pon_port,
-                svc.ont_id,
-                svc.ont_serial,
-                plan.line_profile_id,
-                plan.service_profile_id,
-                _description(svc),
-            )
+            olt.add_ont(svc.pon_port, want.ont_id, svc.ont_serial, want.plan.line_profile_id,
+                        want.plan.service_profile_id, want.description)  # fmt: skip
         with devices.device_slot(svc.olt):
-            olt.add_service_port(svc.pon_port, svc.ont_id, plan.gem_port, svc.vlan)
+            olt.add_service_port(svc.pon_port, want.ont_id, want.plan.gem_port, want.vlan)
+        with devices.device_slot(svc.olt):
+            olt.activate_ont(svc.pon_port, want.ont_id)
     if "bng" in systems:
-        netmask = str(ipaddress.ip_network(inv.bng(bng_name).ip_pool).netmask)
-        want_in, want_out = _expected_policies(svc)
-        with devices.device_slot(bng_name):
-            devices.bng(ctx, bng_name, "repairing").add_subscriber(
-                svc.vlan, svc.ip_address, netmask, want_in, want_out,
-                _description(svc),
+        with devices.device_slot(want.bng):
+            devices.bng(ctx, want.bng, "repairing").add_subscriber(
+                want.vlan, want.ip, want.netmask, want.plan.policy_in, want.plan.policy_out,
+                want.description,
             )  # fmt: skip
     if "radius" in systems:
         radius = devices.radius(ctx, "repairing")
-        assert svc.radius_username is not None
-        existing = radius.get(svc.radius_username)
+        existing = radius.get(want.username)
         password = (
             existing.password if existing and existing.password else secrets.token_urlsafe(18)
         )
-        radius.activate(svc.radius_username, password, svc.ip_address, plan.name)
-        radius.set_group(svc.radius_username, SUSPENDED_GROUP if suspended else plan.name)
+        # The same rows provisioning writes (netmask included); replaces the groups.
+        radius.activate(want.username, password, want.ip, want.plan.name, netmask=want.netmask)
+
+
+def claim_or_refuse(service_id: str) -> None:
+    """Move an ``active`` service into ``reprovisioning`` (a direct run), or accept one
+    the API / the nightly run already moved; refuse any other status, as the API answers
+    409: the row is left untouched (not failed, its last flow run kept)."""
+    if service_ops.claim(service_id, Operation.REPROVISIONING):
+        return
+    svc = service.load(service_id)
+    if svc.status == ServiceStatus.REPROVISIONING.value:
+        return
+    refused = InvalidTransition(svc.status, Operation.REPROVISIONING.value)
+    # Registered so the flow's failure hook reports this operation, not the row's last one.
+    register(svc.id, svc.tenant_id, Operation.REPROVISIONING, str(flow_run.id)).error = str(refused)
+    raise refused
 
 
 @task(name="check-drift", cache_policy=NO_CACHE, **device_retries(),
       **step_hooks(S["checking"]))  # fmt: skip
 def check_drift(service_id: str) -> DriftReport:
-    svc = service.load(service_id)
-    return read_drift(svc, suspended=False)
+    return read_drift(service.load(service_id))
 
 
 @task(name="repair-drift", cache_policy=NO_CACHE, **device_retries(),
@@ -159,10 +206,11 @@ def repair_drift(service_id: str, report: DriftReport) -> str:
     if report.in_sync:
         return "in_sync"
     svc = service.load(service_id)
-    repair(svc, report, suspended=False)
-    after = read_drift(svc, suspended=False)
+    repair(svc, report)
+    after = read_drift(svc)
     if not after.in_sync:
         raise PermanentDeviceError("fiberflow", f"drift remains after repair: {after.diff()}")
+    log.info("drift repaired", extra={"service_id": service_id, "drift": sorted(report.items)})
     return "repaired"
 
 

@@ -88,6 +88,12 @@ def test_provisioning_live_step_by_step_to_active(
     run = portal_stack.begin(sid, Operation.PROVISIONING)
     page = open_progress(browser_context, portal_stack, sid, "alice")
     expect(page.get_by_test_id("phase")).to_have_text("Waiting for provisioning to start…")
+    # Keyboard: the first Tab reaches the skip link, which moves focus to the content.
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Skip to content")
+    page.keyboard.press("Enter")
+    expect(page.locator(":focus")).to_have_attribute("id", "main")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     expect(page.get_by_test_id("service-status")).to_have_text("Provisioning…")
     expect(bar(page)).to_have_attribute("aria-valuemin", "0")
     expect(bar(page)).to_have_attribute("aria-valuemax", "100")

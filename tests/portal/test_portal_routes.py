@@ -164,6 +164,7 @@ def test_progress_page_shell(portal_stack: PortalStack) -> None:
     # The initial value from the row; the error is escaped, never markup.
     assert status.group(1) == "Failed: ONT &lt;b&gt;never&lt;/b&gt; online"
     assert 'aria-live="polite"' in html
+    assert 'data-testid="phase">Connecting…<' in html  # until the module has connected
     # The stream URL carries no token: the browser sends the cookie.
     assert f'data-sse-url="/api/v1/realtime/service-lifecycle/{failed}"' in html
     assert session not in html

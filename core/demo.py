@@ -226,11 +226,15 @@ class Demo:
     @contextmanager
     def _signals(self) -> Iterator[None]:
         def on_signal(signum: int, _frame: FrameType | None) -> None:
+            # A closed terminal (SIGHUP) stops the stack too, as a SIGTERM: `up` must
+            # not outlive the demo that started it.
+            forward = signal.SIGTERM if signum == signal.SIGHUP else signum
             if self.pending is None:
-                self.pending = signum
-                raise Interrupted(signum)
+                self.pending = forward
+                raise Interrupted(forward)
 
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {s: signal.signal(s, on_signal) for s in handled}
         try:
             yield
         finally:

@@ -183,6 +183,7 @@ def service_page(request: Request, principal: Principal, row: ServiceInstance) -
         "data-updated": updated,
         "data-sse-url": f"{base}/api/v1/realtime/service-lifecycle/{row.id}",
         "data-events-url": f"{base}/api/v1/services/{row.id}/events",
+        "data-service-url": f"{base}/api/v1/services/{row.id}",
     }
     title = f"Fibre {row.plan} — progress"
     return page(request, title, body, principal=principal, main_attrs=attrs)

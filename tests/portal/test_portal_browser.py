@@ -40,7 +40,9 @@ def _expect() -> Any:
     return expect
 
 
-def open_progress(context: Any, stack: PortalStack, service_id: str, customer: str) -> Any:
+def open_progress(
+    context: Any, stack: PortalStack, service_id: str, customer: str, list_shot: str = ""
+) -> Any:
     page = context.new_page()
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
@@ -48,6 +50,8 @@ def open_progress(context: Any, stack: PortalStack, service_id: str, customer: s
     response = page.goto(stack.login_url(customer))
     assert response is not None and response.ok
     assert page.url.endswith("/portal/services")
+    if list_shot:
+        shoot(page, list_shot)
     page.get_by_role("link", name="Fibre 500M").first.click()
     page.wait_for_url(f"**/portal/services/{service_id}")
     return page
@@ -107,6 +111,7 @@ def test_provisioning_live_step_by_step_to_active(
     run.complete()
     expect_active_at_100(page, run.total)
     expect(page.get_by_test_id("phase")).to_have_text("Provisioning complete")
+    expect(page.locator("#ip-address")).to_have_text("192.0.2.10")  # re-read when done
     expect(page.get_by_test_id("connection")).to_have_attribute("data-mode", "live")
     expect(page.get_by_test_id("last-updated")).not_to_have_text("")
     shoot(page, "portal-desktop-active")
@@ -136,7 +141,7 @@ def test_failed_run_shows_failed_with_the_error_at_360px(
     try:
         sid = portal_stack.new_service("carol")
         run = portal_stack.begin(sid, Operation.PROVISIONING)
-        page = open_progress(context, portal_stack, sid, "carol")
+        page = open_progress(context, portal_stack, sid, "carol", "portal-360-services")
         for n in (1, 2, 3):
             run.step(n)
         expect_step(page, 3, run.total)

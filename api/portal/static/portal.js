@@ -12,6 +12,20 @@ function readPlans(doc) {
   }
 }
 
+// The facts above the card (the IP address) change with an operation: re-read them
+// from the REST API (same cookie) when one ends.
+async function refreshFacts(url) {
+  try {
+    const r = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!r.ok) return;
+    const service = await r.json();
+    const ip = document.getElementById("ip-address");
+    if (ip) ip.textContent = service.ip_address || "not assigned";
+  } catch {
+    // Offline for a moment: the facts stay as they were.
+  }
+}
+
 function main() {
   const root = document.getElementById("main");
   const d = root?.dataset;
@@ -32,7 +46,9 @@ function main() {
     eventTypes: eventTypes(),
     lastId: null,
     onEvent(event) {
+      const before = state.final;
       const said = apply(state, event);
+      if (state.final !== null && state.final !== before) refreshFacts(d.serviceUrl);
       if (said) view.announce(said);
       view.schedule(state, conn);
     },

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api import errors, portal, realtime
+from api import errors, metrics, portal, realtime
 from api.routes import events, health, inventory, services, statistics
 from api.state import AppState
 from core.db.engine import make_engine, session_factory
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if state.redis is not None:
                 await state.redis.aclose()
             state.engine.dispose()
+            metrics.process_exit()
 
     app = FastAPI(
         title="fiberflow",
@@ -90,4 +91,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(realtime.router)
     app.include_router(portal.router)
+    app.include_router(metrics.router)
     return app

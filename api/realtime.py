@@ -32,6 +32,7 @@ from api.access import get_visible_service
 from api.deps import PrincipalDep, StateDep
 from api.schemas import ErrorBody
 from api.state import AppState
+from core.metrics import SSE_CONNECTIONS, SSE_EVENTS_SENT
 from core.tokens import Principal
 from events.hub import EventHub
 from events.outbox import run_outbox_flusher
@@ -87,9 +88,11 @@ class _CountedResponse(EventSourceResponse):
         self._tenant_id = tenant_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        SSE_CONNECTIONS.inc()
         try:
             await super().__call__(scope, receive, send)
         finally:
+            SSE_CONNECTIONS.dec()
             self._limiter.release(self._tenant_id)
 
 
@@ -175,6 +178,8 @@ async def _messages(
             event=record.event_type,
             id=str(record.id),
         )
+        # Counted once the response has taken it (the generator resumes after the send).
+        SSE_EVENTS_SENT.labels(event_type=record.event_type).inc()
 
 
 @router.get(

@@ -24,6 +24,7 @@ import redis
 
 from core import preflight
 from core.db.migrate import upgrade
+from core.metrics import MULTIPROC_ENV, metrics_dir, reset_metrics_dir
 from core.procs import Child, Supervisor, free_port
 from core.redis_server import redis_command
 from core.settings import STACK_FILE, ConfigError, Settings
@@ -122,6 +123,7 @@ class Stack:
         env = dict(os.environ)
         env.update(prefect_env(self.data_dir, self.info.get("prefect_api_url")))
         env["FIBERFLOW_DATA_DIR"] = str(self.data_dir)
+        env[MULTIPROC_ENV] = str(metrics_dir(self.data_dir))  # metrics add up (core/metrics)
         env.update(extra)
         return env
 
@@ -208,6 +210,7 @@ class Stack:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
+            reset_metrics_dir(metrics_dir(self.data_dir))
             upgrade(db_url)
             inventory = str(self.settings.inventory) if self.settings.inventory else None
             expect = ["prefect", "worker", "deployments"] + ([] if inventory else ["lab"])

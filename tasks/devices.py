@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TypeVar
 
 from prefect.concurrency.sync import concurrency
 
+from core import metrics
 from core.db.models import DeviceCommandAudit
 from devices.base import AuditSink, CommandRecord
 from devices.bng.cisco import CiscoBng
@@ -48,6 +49,11 @@ def audit_sink(ctx: RunContext | None, step: str) -> AuditSink:
     sessions = runtime().sessions
 
     def record(rec: CommandRecord) -> None:
+        fields = {"device": rec.device, "duration_ms": round(rec.duration_ms, 1),
+                  "status": "ok" if rec.ok else "failed"}  # fmt: skip
+        log.info("device command", extra=ctx.log_extra(step=step, **fields) if ctx else fields)
+        with suppress(Exception):  # metrics never break the operation either
+            metrics.observe_device_command(rec.device, rec.command, rec.output, rec.duration_ms)
         try:
             with sessions() as s, s.begin():
                 s.add(

@@ -15,11 +15,18 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypedDict
 
+from core import logs, metrics
+from core.db.models import Operation
+from core.settings import get_settings
 from tasks.context import RunContext, lookup
 from tasks.steps import Step
 
 log = logging.getLogger(__name__)
 Hook = Callable[..., None]
+# The metrics' operation label of each lifecycle flow (the flows that use flow_hooks()).
+FLOW_OPERATIONS = {"provision": Operation.PROVISIONING, "suspend": Operation.SUSPENSION,
+                   "resume": Operation.RESUMPTION, "terminate": Operation.TERMINATION,
+                   "reprovision": Operation.REPROVISIONING}  # fmt: skip
 
 
 class TaskHooks(TypedDict):
@@ -57,6 +64,13 @@ def _error_text(state: Any) -> str:
     return str(state.message or "failed")
 
 
+def _duration_ms(run: Any, state: Any) -> float | None:
+    start, end = getattr(run, "start_time", None), getattr(state, "timestamp", None)
+    if start is None or end is None:
+        return None
+    return round(float((end - start).total_seconds()) * 1000, 1)
+
+
 def step_hooks(step: Step, message: str | None = None) -> TaskHooks:
     """``on_running`` / ``on_completion`` / ``on_failure`` for a task that is ``step``
     (``message``: what this task of a several-task step says when it starts)."""
@@ -78,7 +92,10 @@ def step_hooks(step: Step, message: str | None = None) -> TaskHooks:
     def on_completion(_task: Any, task_run: Any, _state: Any) -> None:
         ctx = lookup(task_run.flow_run_id)
         if ctx is not None:
-            log.info("step done", extra=ctx.log_extra(status="done"))
+            log.info(
+                "step done",
+                extra=ctx.log_extra(status="done", duration_ms=_duration_ms(task_run, _state)),
+            )
 
     @_safe
     def on_failure(_task: Any, task_run: Any, state: Any) -> None:
@@ -118,39 +135,76 @@ def _flow_ctx(flow_run: Any) -> RunContext | None:
     return context_for(str(service_id), str(flow_run.id)) if service_id else None
 
 
+def _workflow_labels(flow: Any, flow_run: Any) -> tuple[str, str | None]:
+    """(operation, plan) of a lifecycle flow run, for the workflow metrics."""
+    name = str(getattr(flow, "name", "unknown"))
+    operation = FLOW_OPERATIONS[name].value if name in FLOW_OPERATIONS else name
+    service_id = (flow_run.parameters or {}).get("service_id")
+    if not service_id:
+        return operation, None
+    from tasks import service
+
+    try:
+        return operation, service.load(str(service_id)).plan
+    except Exception:  # the row is gone: the run still counts, plan "unknown"
+        return operation, None
+
+
+def _ended(flow: Any, flow_run: Any, state: Any, ok: bool, ctx: RunContext | None) -> None:
+    """Workflow metrics and the run's closing log line (with duration_ms)."""
+    seconds = metrics.workflow_ended(
+        str(flow_run.id), ok=ok, labels=lambda: _workflow_labels(flow, flow_run),
+        started_at=getattr(flow_run, "start_time", None),
+    )  # fmt: skip
+    fields = {"status": "completed" if ok else state.name.lower(),
+              "duration_ms": round(seconds * 1000, 1) if seconds is not None else None}  # fmt: skip
+    extra = ctx.log_extra(**fields) if ctx else {"flow_run_id": str(flow_run.id), **fields}
+    log.log(logging.INFO if ok else logging.WARNING, "flow run %s", fields["status"], extra=extra)
+
+
 def flow_hooks() -> FlowHooks:
     """Hooks for every lifecycle flow: terminal events after the row is committed."""
 
     @_safe
-    def on_running(_flow: Any, flow_run: Any, _state: Any) -> None:
-        log.info("flow run started", extra={"flow_run_id": str(flow_run.id)})
+    def on_running(flow: Any, flow_run: Any, _state: Any) -> None:
+        settings = get_settings()
+        logs.configure_flow_run_process(settings.log_level, settings.log_json)
+        operation, plan = _workflow_labels(flow, flow_run)
+        metrics.workflow_started(str(flow_run.id), operation, plan)
+        sid = (flow_run.parameters or {}).get("service_id")
+        extra = {"flow_run_id": str(flow_run.id), "service_id": sid, "operation": operation,
+                 "status": "started"}  # fmt: skip
+        log.info("flow run started", extra=extra)
 
     @_safe
-    def on_completion(_flow: Any, flow_run: Any, _state: Any) -> None:
+    def on_completion(flow: Any, flow_run: Any, state: Any) -> None:
         ctx = _flow_ctx(flow_run)
+        _ended(flow, flow_run, state, True, ctx)
         if ctx is not None:
             ctx.completed()
 
     @_safe
-    def on_failure(_flow: Any, flow_run: Any, state: Any) -> None:
+    def on_failure(flow: Any, flow_run: Any, state: Any) -> None:
         ctx = _flow_ctx(flow_run)
+        _ended(flow, flow_run, state, False, ctx)
         if ctx is not None:
             ctx.failed(ctx.error or _error_text(state))
 
-    def _ended_abnormally(flow_run: Any, state: Any, what: str) -> None:
+    def _ended_abnormally(flow: Any, flow_run: Any, state: Any, what: str) -> None:
         from tasks.run import close_abnormal_run
 
         ctx = _flow_ctx(flow_run)
+        _ended(flow, flow_run, state, False, ctx)
         if ctx is not None:
             close_abnormal_run(ctx, f"flow run {what}: {state.message or state.name}")
 
     @_safe
-    def on_crashed(_flow: Any, flow_run: Any, state: Any) -> None:
-        _ended_abnormally(flow_run, state, "crashed")
+    def on_crashed(flow: Any, flow_run: Any, state: Any) -> None:
+        _ended_abnormally(flow, flow_run, state, "crashed")
 
     @_safe
-    def on_cancellation(_flow: Any, flow_run: Any, state: Any) -> None:
-        _ended_abnormally(flow_run, state, "cancelled")
+    def on_cancellation(flow: Any, flow_run: Any, state: Any) -> None:
+        _ended_abnormally(flow, flow_run, state, "cancelled")
 
     return {
         "on_running": [on_running],

@@ -116,10 +116,11 @@ class RadiusClient:
         req["User-Password"] = req.PwCrypt(password)
         req["NAS-Identifier"] = "fiberflow"
         command = f"Access-Request User-Name={username}"
+        started = time.monotonic()
         reply = self._send(client, req, self.name, command)
         status = AuthStatus.ACCEPT if reply.code == packet.AccessAccept else AuthStatus.REJECT
         result = AuthResult(status=status, attributes=decode_attributes(reply))
-        self._record(self.name, command, status.value, True)
+        self._record(self.name, command, status.value, True, started)
         return result
 
     def coa(
@@ -151,6 +152,7 @@ class RadiusClient:
             req.AddAttribute(name, value)
         shown = " ".join(f"{n}={v}" for n, v in pairs)
         command = f"{'Disconnect' if disconnect else 'CoA'}-Request User-Name={username} {shown}"
+        started = time.monotonic()
         reply = self._send(client, req, nas.name, command.strip())
         acked = reply.code in (packet.CoAACK, packet.DisconnectACK)
         attrs = decode_attributes(reply)
@@ -163,7 +165,7 @@ class RadiusClient:
             attributes=attrs,
         )
         output = result.status.value + (f" Error-Cause={cause}" if cause else "")
-        self._record(nas.name, command.strip(), output, acked)
+        self._record(nas.name, command.strip(), output, acked, started)
         return result
 
     def _send(self, client: Client, req: packet.Packet, device: str, command: str) -> packet.Packet:

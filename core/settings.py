@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     event_retention_seconds: int = Field(default=3600, gt=0)
     sse_max_connections_per_tenant: int = Field(default=100, gt=0)
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # Service creates per tenant per minute (token bucket in Redis; 0: no limit).
+    create_rate_per_minute: int = Field(default=60, ge=0)
     prefect_api_url: str | None = None
     # Seconds between the API's checks for services whose flow run died (0: off).
     reconcile_interval_seconds: float = Field(default=15.0, ge=0)

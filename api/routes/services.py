@@ -17,6 +17,7 @@ from api import operations
 from api.access import get_visible_service, visible
 from api.deps import OperatorDep, PrincipalDep, SessionDep
 from api.inventory import InventoryDep
+from api.ratelimit import CreateRateLimit
 from api.schemas import Accepted, ErrorBody, ServiceCreate, ServiceOut, ServicePage, SuspendBody
 from core.db.models import Operation, ServiceInstance, ServiceStatus
 from devices.inventory import Inventory
@@ -70,10 +71,12 @@ async def _launch(
     return Accepted(id=row.id, status=row.status, flow_run_id=flow_run_id)
 
 
-@router.post("", status_code=202, response_model=Accepted, responses=ERRORS,
+@router.post("", status_code=202, response_model=Accepted,
+             responses={**ERRORS, 429: {"model": ErrorBody}},
              summary="Order a new fibre service (starts provisioning)")  # fmt: skip
 async def create_service(
     principal: OperatorDep,
+    _rate: CreateRateLimit,
     session: SessionDep,
     inventory: InventoryDep,
     body: ServiceCreate,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from statistics import quantiles
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.db.models import TRANSITIONAL, EventLog, ServiceInstance
@@ -21,6 +20,27 @@ def _percentile(values: list[float], pct: int) -> float | None:
     return round(quantiles(values, n=100, method="inclusive")[pct - 1], 3)
 
 
+def _first(outcome: str) -> Any:
+    """The time of a run's first ``service.<operation>.<outcome>`` event (NULL if none)."""
+    return func.min(case((EventLog.event_type.like(f"%.{outcome}"), EventLog.created_at)))
+
+
+def _runs(
+    session: Session, tenant_id: str
+) -> list[tuple[str, datetime, datetime | None, datetime | None]]:
+    """(operation, first event, first completed, first failed) per run, aggregated in SQL.
+
+    One run = one operation_id (grouped per service too, should a row lack an id).
+    """
+    q = (
+        select(EventLog.operation, func.min(EventLog.created_at),
+               _first("completed"), _first("failed"))
+        .where(EventLog.tenant_id == tenant_id)
+        .group_by(EventLog.service_id, EventLog.operation, EventLog.operation_id)
+    )  # fmt: skip
+    return [(op, start, done, failed) for op, start, done, failed in session.execute(q).all()]
+
+
 def tenant_statistics(session: Session, tenant_id: str) -> dict[str, Any]:
     by_status = dict(
         session.execute(
@@ -29,37 +49,27 @@ def tenant_statistics(session: Session, tenant_id: str) -> dict[str, Any]:
             .group_by(ServiceInstance.status)
         ).all()
     )
-    in_flight = {
-        op: n
-        for op, st, n in session.execute(
-            select(ServiceInstance.current_operation, ServiceInstance.status, func.count())
-            .where(ServiceInstance.tenant_id == tenant_id)
-            .group_by(ServiceInstance.current_operation, ServiceInstance.status)
+    in_flight = dict(
+        session.execute(
+            select(ServiceInstance.current_operation, func.count())
+            .where(
+                ServiceInstance.tenant_id == tenant_id,
+                ServiceInstance.status.in_([s.value for s in TRANSITIONAL]),
+                ServiceInstance.current_operation.is_not(None),
+            )
+            .group_by(ServiceInstance.current_operation)
         ).all()
-        if st in {s.value for s in TRANSITIONAL} and op
-    }
-    # One run = one operation_id: first event -> its terminal event.
-    spans: dict[str, dict[str, Any]] = defaultdict(dict)
-    rows = session.execute(
-        select(
-            EventLog.operation_id, EventLog.operation, EventLog.event_type, EventLog.created_at
-        )  # fmt: skip
-        .where(EventLog.tenant_id == tenant_id)
-        .order_by(EventLog.id)
-    ).all()
-    for op_id, operation, event_type, at in rows:
-        span = spans[op_id or ""]
-        span.setdefault("operation", operation)
-        span.setdefault("start", at)
-        if event_type.endswith((".completed", ".failed")):
-            span["end"], span["outcome"] = at, event_type.rsplit(".", 1)[1]
+    )
     per_op: dict[str, dict[str, Any]] = {}
-    for span in spans.values():
-        stats = per_op.setdefault(span["operation"], {"completed": 0, "failed": 0, "durations": []})
-        if "outcome" in span:
-            stats[span["outcome"]] += 1
-            start: datetime = span["start"]
-            stats["durations"].append((span["end"] - start).total_seconds())
+    for operation, start, completed_at, failed_at in _runs(session, tenant_id):
+        stats = per_op.setdefault(operation, {"completed": 0, "failed": 0, "durations": []})
+        candidates = ((completed_at, "completed"), (failed_at, "failed"))
+        ends = [(at, outcome) for at, outcome in candidates if at is not None]
+        if not ends:
+            continue  # still running
+        end, outcome = min(ends, key=lambda e: e[0])
+        stats[outcome] += 1
+        stats["durations"].append((end - start).total_seconds())
     operations = {}
     for op, stats in per_op.items():
         done = stats["completed"] + stats["failed"]

@@ -92,13 +92,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    # FastAPI answers 400 "There was an error parsing the body" when a JSON body is not
-    # even text (e.g. not UTF-8), again before authentication.
-    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+    # FastAPI answers 400 "There was an error parsing the body" (raised from the parser's
+    # exception) when a JSON body is not UTF-8 or nests too deeply, again before it
+    # authenticates. Route code never raises 400.
+    if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
         denied = _authorize_first(request)
         if denied is not None:
             return await http_exception_handler(request, denied)
-        return _body_error("not a JSON document (is it UTF-8?)")
+        return _body_error("cannot be parsed as JSON (not UTF-8, or nested too deeply)")
     return await http_exception_handler(request, exc)
 
 

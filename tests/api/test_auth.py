@@ -186,6 +186,11 @@ def test_403_and_401_come_before_409_and_422(api_app_sqlite: ApiApp) -> None:
         ("no token, state forbids", f"{SERVICES}/{pending}/resume", {}, {}, 401),
         ("operator, not UTF-8 (422)", SERVICES, {"content": b"\xff\xfe"},
          {**app.auth(), **json_ct}, 422),
+        ("no token, nested too deeply", SERVICES, {"content": b"[" * 100_000}, json_ct, 401),
+        ("customer, nested too deeply", SERVICES, {"content": b"[" * 100_000},
+         {**customer, **json_ct}, 403),
+        ("operator, nested too deeply (422)", SERVICES, {"content": b"[" * 100_000},
+         {**app.auth(), **json_ct}, 422),
     ]  # fmt: skip
     failures = []
     for name, url, kwargs, headers, expected in cases:

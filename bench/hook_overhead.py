@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 from bench.report import DEFAULT_OUTPUT, Dist, Section, Table, load_average, num
@@ -159,7 +160,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--n", type=int, default=200, help="task call pairs per work size")
     ap.add_argument("--work", default="0,0.05", help="seconds each task sleeps (comma list)")
     ap.add_argument("--prefect-api", help="use this Prefect server instead of starting one")
-    ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown to append to")
+    ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = ap.parse_args(argv)
     if args.small:
         args.n, args.work = 10, "0"
@@ -167,9 +169,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> Section:
+    from tasks.steps import PROVISIONING
+
     args = parse_args(argv)
     section = Section("Hook overhead")
-    results: list[tuple[float, list[tuple[float, float]], str]] = []
+    results: list[tuple[float, list[tuple[float, float]], int, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-hooks-") as tmp:
         servers = Servers(Path(tmp))
         try:
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> Section:
                 load = load_average()
                 pairs = measure(args.n, work)
                 stored = event_count(db_url) - before
-                results.append((work, pairs, f"{stored} events stored; load {load}"))
+                results.append((work, pairs, stored, f"{stored} events stored; load {load}"))
             alone = [
                 (mode, publish_alone(servers, redis_url, args.n, mode))
                 for mode in ("FULL", "NORMAL", "FULL", "NORMAL")
@@ -222,11 +226,26 @@ def main(argv: list[str] | None = None) -> Section:
         "Each hooked call stores and sends one progress event (on_running); on_completion "
         "only logs. SQLite on the same disk as Prefect's own SQLite; Redis local."
     )
-    section.append_to(args.output)
+    section.data = {
+        "results": [
+            {
+                "work": w,
+                "pairs": len(pairs),
+                # every hooked call (the pairs' and one warm-up per step) stores one event
+                "hooked_calls": len(pairs) + len(PROVISIONING),
+                "stored": stored,
+                "bare_ms": asdict(Dist.of(b for b, _ in pairs).scaled(1000)),
+                "hooked_ms": asdict(Dist.of(h for _, h in pairs).scaled(1000)),
+            }
+            for w, pairs, stored, _notes in results
+        ],
+        "publish_alone_ms": [{"synchronous": m, **asdict(d)} for m, d in alone],
+    }
+    section.save(args.output, args.json)
     return section
 
 
-def _table(results: list[tuple[float, list[tuple[float, float]], str]]) -> Table:
+def _table(results: list[tuple[float, list[tuple[float, float]], int, str]]) -> Table:
     t = Table(
         [
             "task body",
@@ -241,7 +260,7 @@ def _table(results: list[tuple[float, list[tuple[float, float]], str]]) -> Table
             "notes",
         ]
     )
-    for work, pairs, notes in results:
+    for work, pairs, _stored, notes in results:
         bare = Dist.of(b for b, _ in pairs).scaled(1000)
         hooked = Dist.of(h for _, h in pairs).scaled(1000)
         body = "empty" if work == 0 else f"sleep {work * 1000:.0f} ms"

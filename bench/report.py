@@ -3,6 +3,7 @@ to docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -113,6 +115,8 @@ class Section:
     load_before: str = field(default_factory=load_average)
     tables: list[tuple[str, Table]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the figures as plain data (``--json``; the smoke tests read it)
+    data: dict[str, Any] = field(default_factory=dict)
 
     def command(self) -> str:
         module = self.argv[0]
@@ -136,6 +140,15 @@ class Section:
             out += [table.markdown(), ""]
         out += [f"- {n}" for n in self.notes]
         return "\n".join(out).rstrip() + "\n\n"
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.data, indent=1, default=str))
+
+    def save(self, output: Path, json_path: Path | None) -> None:
+        """Append the markdown to ``output``; with ``json_path`` also write the data."""
+        self.append_to(output)
+        if json_path is not None:
+            self.write_json(json_path)
 
     def append_to(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

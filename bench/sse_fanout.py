@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 from bench.report import DEFAULT_OUTPUT, Dist, Section, Table, num
@@ -85,16 +86,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="fiberflow,pubsub",
         help=f"relays to measure, in order, from: {', '.join(DESIGNS)}",
     )
+    ap.add_argument(
+        "--api-procs", type=int, default=1, help="relay processes, clients split over them"
+    )
     ap.add_argument("--client-procs", type=int, default=0, help="client processes (0: auto)")
     ap.add_argument("--connect-timeout", type=float, default=120.0)
     ap.add_argument("--drain", type=float, default=10.0, help="seconds to wait for stragglers")
     ap.add_argument("--no-floor", action="store_true")
-    ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown to append to")
+    ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ap.add_argument("--keep", type=Path, help="also write raw latencies (JSON) into this dir")
     args = ap.parse_args(argv)
     if args.small:
         args.clients, args.services, args.tenants = "5", 3, 2
-        args.events, args.rate, args.drain = 10, 20.0, 5.0
+        args.events, args.rate, args.drain = 10, 20.0, 15.0
     args.sweep = [int(c) for c in str(args.clients).split(",") if c.strip()]
     return args
 
@@ -120,7 +125,9 @@ def main(argv: list[str] | None = None) -> Section:
         (
             f"S = {args.services} services over T = {args.tenants} tenants, E = {args.rate:g} "
             f"events/s, {args.events} events per point (each event reaches C/S clients); "
-            f"latency = client receipt − publisher's clock before building the event.",
+            f"latency = client receipt − publisher's clock before building the event. "
+            f"{args.api_procs} relay process(es) per row (uvicorn, uvloop + httptools); "
+            f"relay CPU % is of one core, summed over them.",
             table(points),
         )
     )
@@ -175,7 +182,11 @@ def main(argv: list[str] | None = None) -> Section:
                 f"{p.design} at {p.clients} clients: a client process used "
                 f"{p.client_cpu_pct:.0f} % of a core — the client side may limit this point."
             )
-    section.append_to(args.output)
+    section.data = {
+        "points": [asdict(p) for p in points],
+        "floor": asdict(Dist.of(floor_lat).scaled(1000)) if floor_lat else None,
+    }
+    section.save(args.output, args.json)
     return section
 
 

@@ -89,15 +89,19 @@ def run_point(
     freeze = design.endswith("-gcfreeze")
     if freeze:
         env["BENCH_GC_FREEZE_ON_USR1"] = "1"
-    child, url = servers.uvicorn(f"relay-{design}-{clients}", "bench.gcwatch:create_app", env)
+    relays = []
     run = uuid.uuid4().hex[:12]
     try:
+        for k in range(args.api_procs):
+            name = f"relay-{design}-{clients}-{k}"
+            relays.append(servers.uvicorn(name, "bench.gcwatch:create_app", env))
+        pids = [child.pid for child, _ in relays]
         time.sleep(0.5)
-        rss_idle = rss_mb(child.pid)
+        rss_idle = sum(rss_mb(p) for p in pids)
         t0 = time.monotonic()
         pool = ClientPool.start(
             servers.workdir,
-            url,
+            [url for _, url in relays],
             fleet.connections(clients),
             run,
             args.client_procs or default_procs(clients),
@@ -105,11 +109,12 @@ def run_point(
         )
         connect_s = time.monotonic() - t0
         if freeze:
-            os.kill(child.pid, signal.SIGUSR1)  # experiment: gc.freeze() once connected
+            for pid in pids:
+                os.kill(pid, signal.SIGUSR1)  # experiment: gc.freeze() once connected
         time.sleep(1.0)  # let the connections settle before measuring idle memory
-        rss_connected = rss_mb(child.pid)
+        rss_connected = sum(rss_mb(p) for p in pids)
         load = load_1m()
-        sampler = CpuSampler([child.pid])
+        sampler = CpuSampler(pids)
         sampler.start()
         window_start = time.time()
         channel = CHANNEL if design == "pubsub" else None
@@ -121,9 +126,10 @@ def run_point(
         relay = [lat - to_xadd.get(i, 0.0) for lat, i in zip(latencies, ids, strict=True)]
         if args.keep:
             _dump(args.keep / f"{design}-{clients}.json", latencies, ids, published)
-        rss_end = rss_mb(child.pid)
+        rss_end = sum(rss_mb(p) for p in pids)
     finally:
-        servers.stop(child)
+        for child, _ in relays:
+            servers.stop(child)
         engine.dispose()
     return Point(
         design=design,
@@ -138,7 +144,7 @@ def run_point(
         to_xadd_ms=Dist.of(published.to_xadd.values()).scaled(1000),
         publish_ms=Dist.of(published.publish_ms),
         counts=counts,
-        relay_cpu_s=cpu[0],
+        relay_cpu_s=sum(cpu),
         window_s=wall,
         rss_idle_mb=rss_idle,
         rss_connected_mb=rss_connected,

@@ -50,20 +50,22 @@ class ClientPool:
     def start(
         cls,
         workdir: Path,
-        base_url: str,
+        base_urls: list[str],
         conns: list[tuple[str, str]],
         run: str,
         procs: int,
         connect_timeout: float,
     ) -> ClientPool:
         """Start ``procs`` client processes sharing ``conns`` [(service_id, token)] and
-        wait until each has connected its share (or given up)."""
-        host, port = base_url.removeprefix("http://").split(":")
+        wait until each has connected its share (or given up). Process k talks to
+        ``base_urls[k mod len]`` (at least one process per URL)."""
+        procs = max(procs, len(base_urls))
         pool = cls()
         for k in range(procs):
             share = conns[k::procs]
             if not share:
                 continue
+            host, port = base_urls[k % len(base_urls)].removeprefix("http://").split(":")
             out = workdir / f"client-{run}-{k}"
             spec = {
                 "host": host,

@@ -1,0 +1,186 @@
+"""The load of the lifecycle benchmark: N provisionings POSTed at once, each followed
+over SSE to its end; and a sampler of the worker's flow-run processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import psutil
+
+STREAM = "/api/v1/realtime/service-lifecycle/{}"
+
+
+@dataclass
+class Run:
+    """One provisioning as the client saw it (wall-clock seconds, time.time())."""
+
+    body: dict[str, str]
+    posted_at: float = 0.0
+    accepted_at: float = 0.0
+    status: int = 0
+    service_id: str | None = None
+    first_progress_ts: float | None = None  # the event's own timestamp (hook time)
+    first_progress_rx: float | None = None  # its receipt here
+    ended_rx: float | None = None
+    outcome: str = "timeout"
+    events: int = 0
+    error: str | None = None
+    #: (status, event timestamp) of each progress event, in order
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+
+def orders(n: int) -> list[dict[str, str]]:
+    """N valid create bodies on distinct PON ports where possible (2 OLTs x 32 ports)."""
+    ports = [f"0/{slot}/{p}" for slot in (1, 2) for p in range(16)]
+    out = []
+    for i in range(n):
+        olt = ("olt-1", "olt-2")[i % 2]
+        out.append(
+            {
+                "customer_ref": f"bench-{i}",
+                "plan": ("100M", "500M", "1G")[i % 3],
+                "olt": olt,
+                "pon_port": ports[(i // 2) % len(ports)],
+                "ont_serial": uuid.uuid4().hex[:16].upper(),
+            }
+        )
+    return out
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+async def _one(client: httpx.AsyncClient, run: Run, deadline: float, stop: threading.Event) -> None:
+    run.posted_at = time.time()
+    try:
+        resp = await client.post("/api/v1/services", json=run.body)
+        run.accepted_at, run.status = time.time(), resp.status_code
+        if resp.status_code != 202:
+            run.outcome, run.error = "rejected", resp.text[:200]
+            return
+        run.service_id = resp.json()["id"]
+        timeout = httpx.Timeout(10, read=max(1.0, deadline - time.time()))
+        async with client.stream("GET", STREAM.format(run.service_id), timeout=timeout) as stream:
+            kind = None
+            async for line in stream.aiter_lines():
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:") and kind:
+                    _event(run, kind, json.loads(line[5:]))
+                    if run.ended_rx is not None:
+                        return
+                if time.time() > deadline or stop.is_set():
+                    return
+    except (httpx.HTTPError, OSError, ValueError) as exc:
+        run.error = f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _event(run: Run, kind: str, data: dict[str, Any]) -> None:
+    now = time.time()
+    run.events += 1
+    if kind.endswith(".progress"):
+        run.steps.append((str(data["status"]), _ts(data["timestamp"])))
+        if run.first_progress_rx is None:
+            run.first_progress_rx = now
+            run.first_progress_ts = run.steps[0][1]
+    elif kind.endswith((".completed", ".failed")):
+        run.ended_rx = now
+        run.outcome = kind.rsplit(".", 1)[1]
+
+
+async def provision_all(
+    api_url: str, token: str, bodies: list[dict[str, str]], timeout: float, stop: threading.Event
+) -> list[Run]:
+    """POST every body at once and follow each over SSE until it ends (or the timeout)."""
+    runs = [Run(body) for body in bodies]
+    n = len(runs)
+    deadline = time.time() + timeout
+    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        base_url=api_url, headers=headers, limits=limits, timeout=30
+    ) as client:
+        await asyncio.gather(*(_one(client, r, deadline, stop) for r in runs))
+    return runs
+
+
+@dataclass
+class RunProcesses:
+    """Samples the workers' descendants (one Python process per flow run) every 0.5 s."""
+
+    worker_pids: list[int]
+    min_available_gib: float
+    on_low_memory: Callable[[], None]
+    peak: int = 0
+    rss_mb: dict[int, float] = field(default_factory=dict)
+    cpu_s: dict[int, float] = field(default_factory=dict)
+    low_memory: bool = False
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="run-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _loop(self) -> None:
+        workers = []
+        for pid in self.worker_pids:
+            try:
+                workers.append(psutil.Process(pid))
+            except psutil.Error:
+                continue
+        while not self._stop.wait(0.5):
+            runs = []
+            for worker in workers:
+                try:
+                    runs += [p for p in worker.children(recursive=True) if _is_run(p)]
+                except psutil.Error:
+                    continue
+            self.peak = max(self.peak, len(runs))
+            for p in runs:
+                try:
+                    rss = p.memory_info().rss / 2**20
+                    t = p.cpu_times()
+                except psutil.Error:
+                    continue
+                self.rss_mb[p.pid] = max(self.rss_mb.get(p.pid, 0.0), rss)
+                self.cpu_s[p.pid] = t.user + t.system
+            if psutil.virtual_memory().available / 2**30 < self.min_available_gib:
+                self.low_memory = True
+                self.on_low_memory()
+                return
+
+
+def _is_run(p: psutil.Process) -> bool:
+    try:
+        return "python" in p.name() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def step_seconds(run: Run) -> dict[str, float]:
+    """Seconds from each step's first progress event to the next step's (the last step
+    to the run's end as received); repeated statuses (retries, waits) fold in."""
+    firsts: list[tuple[str, float]] = []
+    for status, ts in run.steps:
+        if status not in {s for s, _ in firsts} and status not in ("retrying", "waiting"):
+            firsts.append((status, ts))
+    out = {"queued (POST → step 1)": firsts[0][1] - run.posted_at} if firsts else {}
+    for (status, ts), (_next, nts) in zip(firsts, firsts[1:], strict=False):
+        out[status] = nts - ts
+    return out

@@ -1,0 +1,99 @@
+"""Each benchmark at a tiny size, run as a user runs it (``python -m bench.<name>``), so
+they don't rot. The figures themselves are not asserted (no timed assertions): only
+that the run completes, writes its table, and that what it counted is consistent —
+every published event reached every client exactly once, every hooked task stored its
+event, every provisioning completed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.servers import REPO, clean_env
+
+# Hang guards for the subprocesses, not performance bounds.
+HANG_GUARD = {
+    "sse_fanout": 240,
+    "hook_overhead": 240,
+    "lifecycle_throughput": 600,
+    "scale_out": 600,
+}
+
+
+def run_bench(name: str, tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    """Run ``bench.<name>`` into tmp_path; returns its markdown and its JSON figures."""
+    md, data = tmp_path / "benchmarks.md", tmp_path / f"{name}.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", *args, "--output", str(md), "--json", str(data)],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD[name],
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return md.read_text(), json.loads(data.read_text())
+
+
+def test_sse_fanout_small(tmp_path: Path) -> None:
+    text, data = run_bench("sse_fanout", tmp_path, "--small")
+    assert text.startswith("# Benchmarks") and "## SSE fan-out" in text
+    assert "shared reader (fiberflow API)" in text and "pub/sub per connection" in text
+    assert "load average" in text and "cores" in text
+    points = {p["design"]: p for p in data["points"]}
+    assert set(points) == {"fiberflow", "pubsub"}
+    for design, p in points.items():
+        counts = p["counts"]
+        assert p["connected"] == p["clients"] == 5, (design, p["connect_errors"])
+        assert counts["expected"] > 0, design
+        assert counts["received"] == counts["expected"], (design, counts)
+        assert counts["lost"] == counts["duplicates"] == counts["out_of_order"] == 0, design
+        assert counts["foreign"] == 0, design  # never another service's event
+        assert p["latency_ms"]["n"] == counts["received"]
+        assert p["latency_ms"]["p50"] > 0 and p["relay_ms"]["n"] == counts["received"]
+    assert data["floor"]["n"] == 10
+
+
+def test_hook_overhead_small(tmp_path: Path, prefect_server: str) -> None:
+    text, data = run_bench("hook_overhead", tmp_path, "--small", "--prefect-api", prefect_server)
+    assert "## Hook overhead" in text and "ratio p50" in text
+    (result,) = data["results"]
+    assert result["pairs"] == 10
+    assert result["bare_ms"]["n"] == result["hooked_ms"]["n"] == 10
+    # The hooks really published: one stored event per hooked call, none for bare calls.
+    assert result["stored"] == result["hooked_calls"]
+    assert [a["synchronous"] for a in data["publish_alone_ms"]] == ["FULL", "NORMAL"] * 2
+
+
+def _check_runs(runs: list[dict[str, Any]], n: int) -> None:
+    assert len(runs) == n
+    for r in runs:
+        assert r["status"] == 202, r
+        assert r["outcome"] == "completed", r
+        assert r["first_progress_ts"] is not None and r["first_progress_rx"] is not None
+        assert r["steps"][0][0] == "validating" and r["steps"][-1][0] == "completed"
+
+
+@pytest.mark.slow
+def test_lifecycle_throughput_small(tmp_path: Path) -> None:
+    text, data = run_bench("lifecycle_throughput", tmp_path, "--small")
+    assert "## Lifecycle throughput" in text and "1 provisioning alone (baseline)" in text
+    _check_runs(data["alone"], 1)
+    _check_runs(data["runs"], 2)
+    assert data["peak_run_processes"] >= 1 and data["run_process_rss_mb"]
+    ids = [r["service_id"] for r in data["runs"]]
+    assert all(data["device_seconds"].get(i, 0) > 0 for i in ids)  # commands were audited
+
+
+@pytest.mark.slow
+def test_scale_out_small_with_two_workers(tmp_path: Path) -> None:
+    text, data = run_bench("scale_out", tmp_path, "--small", "--workers", "2")
+    assert "## Scale-out" in text
+    (entry,) = data["sweep"]
+    assert entry["workers"] == 2
+    _check_runs(entry["runs"], 2)

@@ -3,9 +3,9 @@
 When a worker's process group is SIGKILLed no hook runs, and Prefect keeps the run
 ``RUNNING``. A run counts as dead when Prefect says it ended without completing
 (Crashed, Cancelled, Failed) while the service is still transitional, or when it is
-Running but its process is gone: on this host the flow run's ``infrastructure_pid``
-(``host:pid``) no longer exists, elsewhere no heartbeat event arrived within the
-staleness window. Dead runs are marked Crashed in Prefect and handed to the
+Running but its process is gone: the run records ``host:pid`` on the service
+(``run_process``) and, on that host, the pid no longer exists; elsewhere no heartbeat
+event arrived within the staleness window. Dead runs are marked Crashed in Prefect and handed to the
 ``reconcile`` deployment, which compensates and publishes the failed event. The check
 does no device I/O itself; it runs as a background loop in each API process (several
 replicas may both trigger: the reconcile flow is idempotent).
@@ -51,10 +51,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _local_process_gone(infrastructure_pid: str | None) -> bool:
-    if not infrastructure_pid or ":" not in infrastructure_pid:
+def _local_process_gone(run_process: str | None) -> bool:
+    if not run_process or ":" not in run_process:
         return False
-    host, _, pid = infrastructure_pid.rpartition(":")
+    host, _, pid = run_process.rpartition(":")
     if host not in (socket.gethostname(), "localhost") or not pid.isdigit():
         return False
     return not _pid_alive(int(pid))
@@ -76,7 +76,9 @@ async def _last_heartbeat(client: httpx.AsyncClient, flow_run_id: str) -> dateti
     return datetime.fromisoformat(events[0]["occurred"]) if events else None
 
 
-async def diagnose(client: httpx.AsyncClient, flow_run_id: str) -> str | None:
+async def diagnose(
+    client: httpx.AsyncClient, flow_run_id: str, run_process: str | None = None
+) -> str | None:
     """Why this run will never finish its service, or None if it still may."""
     resp = await client.get(f"/flow_runs/{flow_run_id}")
     if resp.status_code == 404:
@@ -87,7 +89,7 @@ async def diagnose(client: httpx.AsyncClient, flow_run_id: str) -> str | None:
         return f"its flow run ended {state.lower()}"
     if state != "RUNNING":
         return None
-    if _local_process_gone(run.get("infrastructure_pid")):
+    if _local_process_gone(run_process):
         return "its flow run's process is gone"
     started = run.get("start_time")
     beat = await _last_heartbeat(client, flow_run_id)
@@ -97,27 +99,32 @@ async def diagnose(client: httpx.AsyncClient, flow_run_id: str) -> str | None:
     return None
 
 
-def candidates(sessions: sessionmaker[Session]) -> list[tuple[str, str]]:
+def candidates(sessions: sessionmaker[Session]) -> list[tuple[str, str, str | None]]:
     cutoff = datetime.now(UTC) - GRACE
     with sessions() as s:
         rows = s.execute(
-            select(ServiceInstance.id, ServiceInstance.flow_run_id, ServiceInstance.updated_at)
+            select(
+                ServiceInstance.id,
+                ServiceInstance.flow_run_id,
+                ServiceInstance.run_process,
+                ServiceInstance.updated_at,
+            )
             .where(ServiceInstance.status.in_([t.value for t in TRANSITIONAL]))
             .where(ServiceInstance.flow_run_id.is_not(None))
         ).all()
-    found: list[tuple[str, str]] = []
-    for sid, run_id, updated in rows:
+    found: list[tuple[str, str, str | None]] = []
+    for sid, run_id, process, updated in rows:
         updated = updated if updated.tzinfo else updated.replace(tzinfo=UTC)
         if run_id and updated < cutoff:
-            found.append((sid, run_id))
+            found.append((sid, run_id, process))
     return found
 
 
 async def find_stuck(sessions: sessionmaker[Session], prefect_api: str) -> list[Stuck]:
     stuck = []
     async with httpx.AsyncClient(base_url=prefect_api, timeout=5) as client:
-        for sid, run_id in candidates(sessions):
-            reason = await diagnose(client, run_id)
+        for sid, run_id, process in candidates(sessions):
+            reason = await diagnose(client, run_id, process)
             if reason:
                 stuck.append(Stuck(sid, run_id, reason))
     return stuck

@@ -17,8 +17,7 @@ def begin_run(service_id: str, operation: Operation) -> RunContext:
     """Register this flow run's context (the hooks find the service through it)."""
     run_id = str(flow_run.id)
     row = service.load(service_id)
-    if row.flow_run_id != run_id:
-        service.record_flow_run(service_id, run_id)
+    service.record_flow_run(service_id, run_id)
     return register(row.id, row.tenant_id, operation, run_id)
 
 

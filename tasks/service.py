@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +66,7 @@ def record_flow_run(service_id: str, flow_run_id: str) -> None:
         s.execute(
             sa_update(ServiceInstance)
             .where(ServiceInstance.id == service_id)
-            .values(flow_run_id=flow_run_id)
+            .values(flow_run_id=flow_run_id, run_process=f"{socket.gethostname()}:{os.getpid()}")
         )
 
 

@@ -116,6 +116,9 @@ class ServiceInstance(Base):
     radius_username: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(String(64))
     flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    # "host:pid" of the process running the current operation (the reconciler's
+    # fastest way to tell a dead run from a slow one).
+    run_process: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)

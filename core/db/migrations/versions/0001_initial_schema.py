@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 17:00:33.756549
+Create Date: 2026-11-28 17:46:04.519282
 """
 from collections.abc import Sequence
 
@@ -128,6 +128,7 @@ def upgrade() -> None:
     sa.Column('radius_username', sa.String(length=64), nullable=True),
     sa.Column('description', sa.String(length=64), nullable=True),
     sa.Column('flow_run_id', sa.String(length=36), nullable=True),
+    sa.Column('run_process', sa.String(length=128), nullable=True),
     sa.Column('idempotency_key', sa.String(length=128), nullable=True),
     sa.Column('request_hash', sa.String(length=64), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -63,6 +63,8 @@ def test_create_starts_a_provision_run_and_get_shows_the_design_fields(api_app: 
     assert (svc["customer_ref"], svc["plan"], svc["olt"], svc["pon_port"]) == (
         "cust-1", "100M", "olt-1", "0/1/3")  # fmt: skip
     assert svc["vlan"] is None and svc["ont_id"] is None and svc["ip_address"] is None
+    for stamp in (svc["created_at"], svc["updated_at"]):  # ISO-8601 UTC on every backend
+        assert datetime.fromisoformat(stamp.replace("Z", "+00:00")).utcoffset() == timedelta(0)
     assert not [k for k in _keys(svc) if "password" in k.lower() or "secret" in k.lower()]
 
     # Once provisioning has allocated them, vlan and ont_id are integers.

@@ -68,8 +68,13 @@ def record_launch(session: Session, service_id: str, flow_run_id: str) -> None:
     session.commit()
 
 
-def record_launch_failure(session: Session, service_id: str, error: str) -> None:
+def record_launch_failure(
+    session: Session, service_id: str, error: str, *, release_idempotency_key: bool = False
+) -> None:
     row = session.get(ServiceInstance, service_id, populate_existing=True)
     if row is not None:
         row.fail(f"could not start the operation: {error}")
+        if release_idempotency_key:
+            # The order never started: a retry with the same key places it anew.
+            row.idempotency_key = None
         session.commit()

@@ -20,6 +20,7 @@ from api.inventory import InventoryDep
 from api.ratelimit import CreateRateLimit
 from api.schemas import Accepted, ErrorBody, ServiceCreate, ServiceOut, ServicePage, SuspendBody
 from core.db.models import Operation, ServiceInstance, ServiceStatus
+from core.tokens import Principal
 from devices.inventory import Inventory
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,11 @@ async def _launch(
         flow_run_id = await operations.launch(row.id, operation, params)
     except Exception as exc:
         log.exception("could not start %s", operation.value, extra={"service_id": row.id})
-        operations.record_launch_failure(session, row.id, type(exc).__name__)
+        # A create that never started frees its Idempotency-Key: "try again" must work.
+        creating = operation is Operation.PROVISIONING
+        operations.record_launch_failure(
+            session, row.id, type(exc).__name__, release_idempotency_key=creating
+        )
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
         ) from None
@@ -84,21 +89,8 @@ async def create_service(
 ) -> Accepted:
     _check_against_inventory(body, inventory)
     digest = _request_hash(body)
-    if idempotency_key:
-        existing = session.scalars(
-            select(ServiceInstance).where(
-                ServiceInstance.tenant_id == principal.tenant_id,
-                ServiceInstance.idempotency_key == idempotency_key,
-            )
-        ).one_or_none()
-        if existing is not None:
-            if existing.request_hash != digest:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT,
-                    "Idempotency-Key was already used with a different body",
-                )
-            return Accepted(id=existing.id, status=existing.status,
-                            flow_run_id=existing.flow_run_id)  # fmt: skip
+    if idempotency_key and (replayed := _replay(session, principal, idempotency_key, digest)):
+        return replayed
     row = ServiceInstance(
         tenant_id=principal.tenant_id,
         status=ServiceStatus.PENDING.value,
@@ -111,12 +103,33 @@ async def create_service(
         session.commit()
     except IntegrityError:
         session.rollback()
+        # A concurrent request with the same Idempotency-Key may have inserted first.
+        if idempotency_key and (replayed := _replay(session, principal, idempotency_key, digest)):
+            return replayed
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             f"ont_serial: {body.ont_serial} already belongs to a service that is not "
-            "terminated or failed (or the Idempotency-Key is in use)",
+            "terminated or failed",
         ) from None
     return await _launch(session, row, Operation.PROVISIONING, {})
+
+
+def _replay(session: SessionDep, principal: Principal, key: str, digest: str) -> Accepted | None:
+    """The service an earlier create with this Idempotency-Key made, or None; 409 when
+    that create had another body."""
+    existing = session.scalars(
+        select(ServiceInstance).where(
+            ServiceInstance.tenant_id == principal.tenant_id,
+            ServiceInstance.idempotency_key == key,
+        )
+    ).one_or_none()
+    if existing is None:
+        return None
+    if existing.request_hash != digest:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "Idempotency-Key was already used with a different body"
+        )
+    return Accepted(id=existing.id, status=existing.status, flow_run_id=existing.flow_run_id)
 
 
 def _encode_cursor(row: ServiceInstance) -> str:

@@ -4,14 +4,17 @@ PostgreSQL, launching into a real Prefect server with no worker (runs stay Sched
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
+from api.schemas import ServiceCreate
 from core.db.models import ServiceInstance, ServiceStatus
 from tests.fixtures.api_app import TENANT_A, TENANT_B, ApiApp, new_serial
 
@@ -96,6 +99,64 @@ def test_idempotency_key_replays_the_same_service_and_refuses_a_different_body(
     theirs = api_app.client.post(SERVICES, json=body(), headers=b_hdr)
     assert theirs.status_code == 202 and theirs.json()["id"] != first.json()["id"]
     assert api_app.count() == 2
+
+
+def test_a_create_the_orchestrator_refused_can_be_retried_with_the_same_key(
+    api_app: ApiApp,
+) -> None:
+    b, key = body(), {"Idempotency-Key": "order-retry"}
+    dead = {PREFECT_API_URL: "http://127.0.0.1:9/api", PREFECT_CLIENT_MAX_RETRIES: 0}
+    with temporary_settings(updates=dead):  # the Prefect server "down" for this request
+        down = api_app.client.post(SERVICES, json=b, headers={**api_app.auth(), **key})
+    assert down.status_code == 503 and "try again" in down.json()["detail"]
+    [failed] = api_app.client.get(SERVICES, headers=api_app.auth()).json()["items"]
+    assert failed["status"] == "failed" and failed["flow_run_id"] is None
+
+    retry = api_app.client.post(SERVICES, json=b, headers={**api_app.auth(), **key})
+    assert retry.status_code == 202, retry.text
+    assert retry.json()["status"] == "provisioning" and retry.json()["flow_run_id"]
+    assert retry.json()["id"] != failed["id"]
+    assert api_app.flow_run(retry.json()["flow_run_id"])["deployment_name"] == "provision"
+    again = api_app.client.post(SERVICES, json=b, headers={**api_app.auth(), **key})
+    assert again.json() == retry.json()
+
+
+# PostgreSQL only: on SQLite the lookup and the INSERT share one BEGIN IMMEDIATE
+# transaction (core.db.engine), so no other writer can come between them.
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_concurrent_create_with_the_same_key_replays_instead_of_409(api_app: ApiApp) -> None:
+    """Another request (another API process) inserts the same order between this request's
+    Idempotency-Key lookup and its INSERT: the loser answers the winner's service."""
+    b, key = body(), "order-race"
+    winner: list[str] = []
+
+    def race(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if winner or not statement.lstrip().upper().startswith("INSERT INTO SERVICE_INSTANCES"):
+            return
+        other = ServiceInstance(tenant_id=TENANT_A, idempotency_key=key, request_hash=_digest(b),
+                                **ServiceCreate(**b).model_dump())  # fmt: skip
+        with Session(api_app.engine) as s, s.begin():  # a separate connection, committed
+            s.add(other)
+            s.flush()
+            winner.append(other.id)
+
+    app_engine = api_app.app.state.fiberflow.engine
+    event.listen(app_engine, "before_cursor_execute", race)
+    try:
+        r = api_app.client.post(
+            SERVICES, json=b, headers={**api_app.auth(), "Idempotency-Key": key}
+        )
+    finally:
+        event.remove(app_engine, "before_cursor_execute", race)
+    assert winner, "the competing insert did not happen"
+    assert r.status_code == 202, r.text
+    assert r.json()["id"] == winner[0]
+    assert api_app.count() == 1
+
+
+def _digest(b: dict[str, Any]) -> str:
+    return hashlib.sha256(ServiceCreate(**b).model_dump_json().encode()).hexdigest()
 
 
 def test_second_create_with_a_held_ont_serial_is_409(api_app: ApiApp) -> None:

@@ -14,6 +14,7 @@ from core.settings import Settings
 from core.tokens import Principal, TokenError, verify
 
 SESSION_COOKIE = "fiberflow_session"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def get_state(request: Request) -> AppState:
@@ -59,7 +60,12 @@ def _bearer(request: Request) -> str | None:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return token.strip()
-    return request.cookies.get(SESSION_COOKIE)
+    # The portal's cookie authenticates reads only. A state-changing request must carry
+    # the header, which no other site can make a browser send (no CSRF, whatever the
+    # cookie's SameSite covers: other ports of the same host are "same site").
+    if request.method in SAFE_METHODS:
+        return request.cookies.get(SESSION_COOKIE)
+    return None
 
 
 def get_principal(request: Request, state: StateDep) -> Principal:
@@ -67,7 +73,7 @@ def get_principal(request: Request, state: StateDep) -> Principal:
     if not token:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "authentication required: Bearer token or session cookie",
+            "authentication required: a Bearer token (the session cookie only on GET)",
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:

@@ -201,3 +201,24 @@ def test_403_and_401_come_before_409_and_422(api_app_sqlite: ApiApp) -> None:
     assert not failures, "\n".join(failures)
     assert app.service(pending).status == "pending"
     assert app.count() == 1
+
+
+def test_the_session_cookie_reads_but_never_changes_anything(api_app_sqlite: ApiApp) -> None:
+    """A browser sends the cookie with any request to the host, also one another page
+    makes it send (CSRF): only GET accepts it; a change needs the Authorization header."""
+    app = api_app_sqlite
+    sid = app.insert_service(status=ServiceStatus.PENDING)
+    app.client.cookies.set(SESSION_COOKIE, app.token())  # an operator's session
+    try:
+        assert app.client.get(f"{SERVICES}/{sid}").status_code == 200
+        valid = {"customer_ref": "cust-1", "plan": "100M", "olt": "olt-1",
+                 "pon_port": "0/1/3", "ont_serial": new_serial()}  # fmt: skip
+        for url, kwargs in ((f"{SERVICES}/{sid}/terminate", {}),
+                            (f"{SERVICES}/{sid}/suspend", {"json": {"hard": True}}),
+                            (SERVICES, {"json": valid})):  # fmt: skip
+            r = app.client.post(url, **kwargs)
+            assert r.status_code == 401, (url, r.text)
+            assert "Bearer" in r.json()["detail"]
+    finally:
+        app.client.cookies.clear()
+    assert app.service(sid).status == "pending" and app.count() == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import HTTPException, status
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
@@ -28,16 +30,17 @@ def can_see(service: ServiceInstance, principal: Principal) -> bool:
 
 def get_visible_service(session: Session, principal: Principal, service_id: str) -> ServiceInstance:
     """The service, or 404 — also for another tenant's or another customer's service."""
-    row = session.get(ServiceInstance, service_id) if _is_uuid(service_id) else None
+    canonical = _canonical_uuid(service_id)
+    row = session.get(ServiceInstance, canonical) if canonical else None
     if row is None or not can_see(row, principal):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"service {service_id} not found")
     return row
 
 
-def _is_uuid(value: str) -> bool:
-    import uuid
-
+def _canonical_uuid(value: str) -> str | None:
+    """The id as stored (lower case), for a UUID in its usual 8-4-4-4-12 form; else None."""
     try:
-        return str(uuid.UUID(value)) == value.lower()
+        canonical = str(uuid.UUID(value))
     except ValueError:
-        return False
+        return None
+    return canonical if canonical == value.lower() else None

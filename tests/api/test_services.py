@@ -65,6 +65,8 @@ def test_create_starts_a_provision_run_and_get_shows_the_design_fields(api_app: 
     assert svc["pon_port"] == "0/1/3"  # one spelling: no leading zeros
     assert (svc["customer_ref"], svc["plan"], svc["olt"], svc["pon_port"]) == (
         "cust-1", "100M", "olt-1", "0/1/3")  # fmt: skip
+    upper = api_app.client.get(f"{SERVICES}/{accepted['id'].upper()}", headers=api_app.auth())
+    assert upper.status_code == 200 and upper.json()["id"] == accepted["id"]  # UUIDs ignore case
     assert svc["vlan"] is None and svc["ont_id"] is None and svc["ip_address"] is None
     for stamp in (svc["created_at"], svc["updated_at"]):  # ISO-8601 UTC on every backend
         assert datetime.fromisoformat(stamp.replace("Z", "+00:00")).utcoffset() == timedelta(0)

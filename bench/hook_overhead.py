@@ -163,8 +163,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown to append to")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = ap.parse_args(argv)
-    if args.small:
-        args.n, args.work = 10, "0"
+    if args.small:  # tiny defaults; options given explicitly still win
+        ap.set_defaults(n=10, work="0")
+        args = ap.parse_args(argv)
     return args
 
 

@@ -28,8 +28,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown to append to")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = ap.parse_args(argv)
-    if args.small:
-        args.workers, args.n, args.timeout = "1,2", 2, 300.0
+    if args.small:  # tiny defaults; options given explicitly still win
+        ap.set_defaults(workers="1,2", n=2, timeout=300.0)
+        args = ap.parse_args(argv)
     args.sweep = [int(w) for w in str(args.workers).split(",") if w.strip()]
     return args
 

@@ -97,9 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ap.add_argument("--keep", type=Path, help="also write raw latencies (JSON) into this dir")
     args = ap.parse_args(argv)
-    if args.small:
-        args.clients, args.services, args.tenants = "5", 3, 2
-        args.events, args.rate, args.drain = 10, 20.0, 15.0
+    if args.small:  # tiny defaults; options given explicitly still win
+        ap.set_defaults(clients="5", services=3, tenants=2, events=10, rate=20.0, drain=15.0)
+        args = ap.parse_args(argv)
     args.sweep = [int(c) for c in str(args.clients).split(",") if c.strip()]
     return args
 

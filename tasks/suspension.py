@@ -12,9 +12,9 @@ from prefect.transactions import Transaction, get_transaction
 from core.db.models import Operation
 from devices.base import PermanentDeviceError
 from devices.radius.policy import coa_attributes, plan_reply, walled_garden_reply
-from devices.radius.types import SUSPENDED_GROUP, CoaStatus
+from devices.radius.types import SUSPENDED_GROUP, CoaResult, CoaStatus
 from tasks import devices, service
-from tasks.context import lookup
+from tasks.context import RunContext, lookup
 from tasks.hooks import rollback_notice, step_hooks
 from tasks.retry import device_retries
 from tasks.runtime import runtime
@@ -66,15 +66,23 @@ def _apply(svc: ServiceView, suspend: bool, step: str) -> None:
             bng.restore_plan(svc.vlan, plan.policy_in, plan.policy_out)
 
 
-def _change(svc: ServiceView, suspend: bool) -> None:
+def _set_txn(**values: object) -> None:
     txn = get_transaction()
     if txn is not None:
-        txn.set("service", svc)
-        txn.set("suspend", suspend)
+        for key, value in values.items():
+            txn.set(key, value)
+
+
+def _change(svc: ServiceView, suspend: bool) -> None:
+    _set_txn(service=svc, suspend=suspend)
     try:
         _apply(svc, suspend, "suspending" if suspend else "resuming")
     except Exception:
-        _apply(svc, not suspend, "rollback")  # leave no half-applied change behind
+        try:  # leave no half-applied change behind (our own rollback hook will not run)
+            _apply(svc, not suspend, "rollback")
+        except Exception as exc:  # report the first failure, which decides about retries
+            log.warning("could not undo a half-applied change: %s", exc,
+                        extra={"service_id": svc.id})  # fmt: skip
         raise
 
 
@@ -103,27 +111,75 @@ def restore_plan(svc: ServiceView) -> None:
 restore_plan.on_rollback(_undo)
 
 
-def _notify(svc: ServiceView, suspend: bool, hard: bool) -> str:
-    """CoA with the new group's attributes; the ONT (de)activated when ``hard``."""
-    ctx = lookup(flow_run.id)
-    step = "notifying"
+def _session_reply(svc: ServiceView, suspend: bool) -> dict[str, tuple[str, ...]]:
     inv = runtime().inventory
     reply = walled_garden_reply(inv.walled_garden_policy) if suspend else plan_reply(
         inv.plan(svc.plan))  # fmt: skip
+    return coa_attributes(reply)
+
+
+def _coa(ctx: RunContext | None, svc: ServiceView, suspend: bool, step: str) -> CoaResult:
     assert svc.radius_username is not None
-    result = devices.radius(ctx, step).coa(devices.nas_for(svc.olt), svc.radius_username,
-                                           coa_attributes(reply))  # fmt: skip
+    return devices.radius(ctx, step).coa(devices.nas_for(svc.olt), svc.radius_username,
+                                         _session_reply(svc, suspend))  # fmt: skip
+
+
+def _set_ont(ctx: RunContext | None, svc: ServiceView, active: bool, step: str) -> bool:
+    assert svc.ont_id is not None
+    olt = devices.olt(ctx, svc.olt, step)
+    with devices.device_slot(svc.olt):
+        if active:
+            return olt.activate_ont(svc.pon_port, svc.ont_id).changed
+        return olt.deactivate_ont(svc.pon_port, svc.ont_id).changed
+
+
+def _revert_session(ctx: RunContext | None, svc: ServiceView, suspend: bool) -> None:
+    """Best effort: push the previous attributes back to a live session we changed."""
+    try:
+        result = _coa(ctx, svc, not suspend, "rollback")
+    except Exception as exc:  # the original failure is what the caller reports
+        log.warning("could not revert the session: %s", exc, extra={"service_id": svc.id})
+        return
+    if not result.acked:
+        log.warning("NAS refused the reverting CoA: %s", result.error_cause,
+                    extra={"service_id": svc.id})  # fmt: skip
+
+
+def _notify(svc: ServiceView, suspend: bool, hard: bool) -> str:
+    """CoA with the new group's attributes; the ONT (de)activated when ``hard``."""
+    ctx = lookup(flow_run.id)
+    result = _coa(ctx, svc, suspend, "notifying")
     if result.status is CoaStatus.NAK and result.error_code != SESSION_NOT_FOUND:
         raise PermanentDeviceError("nas", f"CoA refused: {result.error_cause or 'NAK'}")
-    note = "session updated" if result.status is CoaStatus.ACK else "no active session"
-    if svc.ont_id is not None:
-        olt = devices.olt(ctx, svc.olt, step)
-        with devices.device_slot(svc.olt):
-            if suspend and hard:
-                olt.deactivate_ont(svc.pon_port, svc.ont_id)
-            elif not suspend:
-                olt.activate_ont(svc.pon_port, svc.ont_id)  # no-op unless hard-suspended
+    _set_txn(service=svc, suspend=suspend, session_changed=result.acked, ont_changed=False)
+    note = "session updated" if result.acked else "no active session"
+    if svc.ont_id is None or (suspend and not hard):
+        return note
+    try:  # resumption always activates: a no-op unless the ONT was hard-suspended
+        changed = _set_ont(ctx, svc, not suspend, "notifying")
+    except Exception:
+        if result.acked:  # our own half-done work: the rollback hook will not run for us
+            _revert_session(ctx, svc, suspend)
+        raise
+    _set_txn(ont_changed=changed)
     return note
+
+
+def _undo_notify(txn: Transaction) -> None:
+    """A later step failed: undo the ONT change, then the session's attributes."""
+    svc, suspend = txn.get("service"), txn.get("suspend")
+    ctx = lookup(flow_run.id)
+    done = []
+    try:
+        if txn.get("ont_changed"):
+            _set_ont(ctx, svc, suspend, "rollback")
+            done.append("Activated the ONT again" if suspend else "Deactivated the ONT again")
+    finally:  # the session is restored even when the OLT cannot be reached
+        if txn.get("session_changed"):
+            _revert_session(ctx, svc, suspend)
+            done.append("Sent the previous attributes to the session (CoA)")
+        if done:
+            rollback_notice(ctx, _steps(suspend)["notifying"], "; ".join(done))
 
 
 @task(name="coa-suspend", cache_policy=NO_CACHE, **device_retries(),
@@ -132,10 +188,16 @@ def notify_suspension(svc: ServiceView, hard: bool) -> str:
     return _notify(svc, True, hard)
 
 
+notify_suspension.on_rollback(_undo_notify)
+
+
 @task(name="coa-resume", cache_policy=NO_CACHE, **device_retries(),
       **step_hooks(RESUMPTION["notifying"]))  # fmt: skip
 def notify_resumption(svc: ServiceView) -> str:
     return _notify(svc, False, False)
+
+
+notify_resumption.on_rollback(_undo_notify)
 
 
 @task(name="complete-suspension", cache_policy=NO_CACHE, **step_hooks(SUSPENSION["completed"]))

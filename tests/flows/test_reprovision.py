@@ -3,6 +3,8 @@ the system's back (lab admin, SQL) is named and repaired; the nightly run counts
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -48,8 +50,12 @@ def test_reprovision_leaves_in_sync_alone_repairs_drift_and_nightly_counts(
     lifecycle: Lifecycle,
 ) -> None:
     sids = [lifecycle.new_service(pon_port=f"0/1/{p}") for p in (3, 4, 5)]
-    for sid in sids:
-        provision(sid)
+    # At once, as several workers would run them; each thread gets a copy of this
+    # context, which holds the test's Prefect settings (the session's server).
+    with ThreadPoolExecutor(3) as pool:
+        runs = [pool.submit(contextvars.copy_context().run, provision, sid) for sid in sids]
+        for run in runs:
+            run.result()
     clean, drifted, nightly = (lifecycle.service(sid) for sid in sids)
     devices_before, radius_before = _devices(lifecycle), _radius(lifecycle)
 

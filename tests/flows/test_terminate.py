@@ -3,6 +3,9 @@ on the devices, in RADIUS or in IPAM, and the state machine refuses a second one
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from core.db.models import InvalidTransition, Operation
@@ -33,8 +36,13 @@ def _assert_terminated(lc: Lifecycle, sid: str, user: str) -> None:
 def test_terminate_from_active_and_from_suspended_leaves_nothing(lifecycle: Lifecycle) -> None:
     active = lifecycle.new_service(pon_port="0/1/3")
     suspended = lifecycle.new_service(pon_port="0/1/4")
-    provision(active)
-    provision(suspended)
+    # At once, as several workers would run them; each thread gets a copy of this
+    # context, which holds the test's Prefect settings (the session's server).
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(contextvars.copy_context().run, provision, s)
+                for s in (active, suspended)]  # fmt: skip
+        for run in runs:
+            run.result()
     users = {sid: lifecycle.service(sid).radius_username or "" for sid in (active, suspended)}
     keep = lifecycle.service(suspended)
     lifecycle.begin(suspended, Operation.SUSPENSION)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 
@@ -68,7 +69,21 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
-def get_principal(request: Request, state: StateDep) -> Principal:
+# Declared for the OpenAPI schema (security schemes), never raising: _bearer() decides.
+_BEARER_SCHEME = HTTPBearer(
+    auto_error=False, description="JWT (HS256) with sub, tenant_id (UUID), role and exp"
+)
+_COOKIE_SCHEME = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="The portal's session (GET only)"
+)
+
+
+def get_principal(
+    request: Request,
+    state: StateDep,
+    _bearer_scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER_SCHEME)] = None,
+    _cookie_scheme: Annotated[str | None, Depends(_COOKIE_SCHEME)] = None,
+) -> Principal:
     token = _bearer(request)
     if not token:
         raise HTTPException(

@@ -87,5 +87,64 @@ class ServicePage(BaseModel):
     next: str | None
 
 
+class FieldError(BaseModel):
+    field: str = Field(examples=["pon_port"])
+    message: str
+
+
 class ErrorBody(BaseModel):
-    detail: str
+    detail: str = Field(description="What went wrong, naming the field or the reason")
+    errors: list[FieldError] | None = Field(
+        default=None, description="On 422 from request validation: one entry per bad field"
+    )
+
+
+# -- inventory ----------------------------------------------------------------------------
+
+
+class DeviceOut(BaseModel):
+    name: str
+    platform: str = Field(examples=["huawei_olt", "cisco_ios"])
+    host: str
+    port: int
+    max_sessions: int
+
+
+class OltOut(DeviceOut):
+    bng: str = Field(description="The BNG this OLT's subscribers terminate on")
+    boards: dict[str, int] = Field(description="GPON boards: FRAME/SLOT -> port count")
+    vlan_range: tuple[int, int] = Field(description="First and last service VLAN")
+
+
+class BngOut(DeviceOut):
+    ip_pool: str
+
+
+class PlanOut(BaseModel):
+    name: str
+    download_kbps: int
+    upload_kbps: int
+
+
+class InventoryOut(BaseModel):
+    olts: list[OltOut]
+    bngs: list[BngOut]
+    plans: list[PlanOut]
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+
+class OperationStats(BaseModel):
+    completed: int
+    failed: int
+    success_rate: float | None = Field(description="completed / (completed + failed)")
+    duration_p50_seconds: float | None
+    duration_p95_seconds: float | None
+
+
+class StatisticsOut(BaseModel):
+    services_by_status: dict[str, int]
+    total_services: int
+    in_flight: dict[str, int] = Field(description="Running operations by operation")
+    operations: dict[str, OperationStats] = Field(description="Finished runs by operation")

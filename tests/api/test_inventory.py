@@ -60,6 +60,8 @@ def test_operator_gets_devices_and_plans_without_any_secret(app: ApiApp) -> None
     assert {o["platform"] for o in inv["olts"]} == {"huawei_olt"}
     assert inv["bngs"][0]["platform"] == "cisco_ios"
     assert inv["olts"][0]["bng"] == "bng-1"
+    assert inv["olts"][0]["vlan_range"] == [100, 3999]
+    assert inv["olts"][0]["boards"] == {"0/1": 16, "0/2": 16}
     assert inv["plans"][0]["download_kbps"] == LAB_PLANS[0].download_kbps
 
     bad_keys = [k for k in _keys(inv) if "password" in k.lower() or "secret" in k.lower()]

@@ -15,7 +15,7 @@ from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
 from api.schemas import ServiceCreate
-from core.db.models import ServiceInstance, ServiceStatus
+from core.db.models import Operation, ServiceInstance, ServiceStatus
 from tests.fixtures.api_app import TENANT_A, TENANT_B, ApiApp, new_serial
 
 SERVICES = "/api/v1/services"
@@ -398,3 +398,35 @@ def test_bad_suspend_bodies_are_422_and_change_nothing(api_app: ApiApp) -> None:
         assert r.status_code == 422, (payload, r.text)
         assert field in r.json()["detail"]
     assert api_app.service(sid).status == "active"
+
+
+# PostgreSQL only, as above: SQLite's BEGIN IMMEDIATE keeps the other writer out.
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_two_operations_raced_on_one_service_one_wins_the_other_is_409(api_app: ApiApp) -> None:
+    """A terminate (another request) commits between this suspend's read and its UPDATE:
+    the version check refuses the stale suspend, and no suspend run is launched."""
+    sid = api_app.insert_service(status=ServiceStatus.ACTIVE)
+    raced: list[bool] = []
+
+    def race(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if raced or not statement.lstrip().upper().startswith("UPDATE SERVICE_INSTANCES"):
+            return
+        raced.append(True)
+        with Session(api_app.engine) as s, s.begin():  # a separate connection, committed
+            row = s.get(ServiceInstance, sid)
+            assert row is not None
+            row.begin(Operation.TERMINATION)
+
+    app_engine = api_app.app.state.fiberflow.engine
+    event.listen(app_engine, "before_cursor_execute", race)
+    try:
+        r = api_app.client.post(f"{SERVICES}/{sid}/suspend", headers=api_app.auth())
+    finally:
+        event.remove(app_engine, "before_cursor_execute", race)
+    assert raced, "the competing update did not happen"
+    assert r.status_code == 409, r.text
+    assert "another request" in r.json()["detail"]
+    row = api_app.service(sid)
+    assert (row.status, row.current_operation, row.flow_run_id) == ("terminating", "termination",
+                                                                    None)  # fmt: skip

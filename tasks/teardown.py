@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from core.ipam import release_ip, release_vlan
-from devices.radius.types import CoaStatus
+from devices.radius.types import CoaStatus, RadiusTimeout
 from tasks import devices, service
 from tasks.context import RunContext
 from tasks.runtime import runtime
@@ -23,7 +23,14 @@ SESSION_NOT_FOUND = 503
 def disconnect(ctx: RunContext | None, svc: ServiceView, step: str) -> str:
     if not svc.radius_username:
         return "no RADIUS user"
-    result = devices.radius(ctx, step).disconnect(devices.nas_for(svc.olt), svc.radius_username)
+    try:
+        result = devices.radius(ctx, step).disconnect(devices.nas_for(svc.olt),
+                                                      svc.radius_username)  # fmt: skip
+    except RadiusTimeout as exc:
+        # The client has already re-sent it. A silent NAS must not block removal either:
+        # removing the RADIUS rows and the BNG sub-interface ends the session anyway.
+        log.warning("disconnect unanswered: %s", exc, extra={"service_id": svc.id})
+        return "NAS did not answer the disconnect"
     if result.status is CoaStatus.ACK:
         return "session disconnected"
     if result.error_code == SESSION_NOT_FOUND:

@@ -205,5 +205,9 @@ def load_inventory(path: Path | str) -> Inventory:
     except OSError as exc:
         raise InventoryError(f"{path}: cannot read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise InventoryError(f"{path}: not valid YAML ({exc})") from None
+        # Not str(exc): PyYAML quotes the offending line, which may hold a password.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise InventoryError(f"{path}: not valid YAML{where}: {problem}") from None
     return parse_inventory(data, str(path))

@@ -36,7 +36,9 @@ def list_service_events(
     principal: PrincipalDep,
     session: SessionDep,
     after: Annotated[
-        int | None, Query(ge=0, description="Only events with a larger id (as Last-Event-ID)")
+        int | None,
+        # le: event ids are 64-bit; SQLite cannot even bind a larger Python int.
+        Query(ge=0, le=2**63 - 1, description="Only events with a larger id (as Last-Event-ID)"),
     ] = None,
     limit: Annotated[
         int, Query(ge=1, le=HISTORY_PAGE, description="At most this many; page with `after`")

@@ -101,11 +101,6 @@ def test_a_broken_inventory_is_503_with_a_message(app: ApiApp, tmp_path: Path) -
     assert r.status_code == 503 and "inventory" in r.json()["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="devices.inventory.load_inventory quotes the YAML line "
-    "(with a password) in its error, and the API answers it as the 503 detail",
-)
 def test_a_broken_inventory_never_echoes_a_secret(app: ApiApp, tmp_path: Path) -> None:
     path = tmp_path / "inventory.yaml"
     text = path.read_text().replace(f"password: {OLT_PASSWORD}",

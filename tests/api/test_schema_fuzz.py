@@ -35,14 +35,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 SQLITE_INT_MAX = 2**63 - 1
 
 
-def _events_after_overflow(label: str, case: Any) -> bool:
-    # Known bug in api/routes/events.py (not this file's): ?after= beyond 64 bits is a
-    # 500 on SQLite (OverflowError binding it). Kept visible by the strict xfail below.
-    after = (case.query or {}).get("after")
-    return label.endswith("/events") and isinstance(after, int) and after > SQLITE_INT_MAX
-
-
-KNOWN_5XX: list[Callable[[str, Any], bool]] = [_events_after_overflow]
+KNOWN_5XX: list[Callable[[str, Any], bool]] = []
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +109,6 @@ def test_fuzzed_requests_never_get_a_server_error(fuzz_app: ApiApp) -> None:
     assert app.service(sid).status == "pending"  # nothing the fuzzer sent could start it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/routes/events.py: `after` has no upper bound; "
-    "SQLite cannot bind a Python int beyond 64 bits (OverflowError -> 500)",
-)
 def test_events_after_beyond_64_bits_is_refused_not_a_server_error(fuzz_app: ApiApp) -> None:
     sid = fuzz_app.insert_service()
     url = f"/api/v1/services/{sid}/events"

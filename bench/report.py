@@ -22,10 +22,9 @@ DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 
 HEADER = """# Benchmarks
 
-Appended by the commands under `bench/` (one section per run; see the end of this file
-for how each is measured). Every table carries the machine, its load average (other
-test suites share this 2-core machine, so absolute figures are noisy) and a baseline
-measured in the same run.
+Runs appended by the commands under `bench/` (see docs/benchmarks.md in the repository
+for how each is measured). Each table carries the machine, its load average and a
+baseline measured in the same run.
 
 """
 

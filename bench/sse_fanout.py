@@ -28,7 +28,7 @@ def table(points: list[Point]) -> Table:
     t = Table(
         [
             "relay",
-            "clients (connected)",
+            "clients (connected in)",
             "events/s",
             "deliveries/s",
             "p50 ms",
@@ -48,7 +48,7 @@ def table(points: list[Point]) -> Table:
     )
     for p in points:
         lat, received = p.latency_ms, p.counts.get("received", 0)
-        conn = f"{p.clients:,} ({p.connected:,})"
+        conn = f"{p.clients:,} ({p.connected:,} in {p.connect_s:.0f} s)"
         if p.connect_errors:
             conn += " " + ", ".join(f"{k}: {v}" for k, v in p.connect_errors.items())
         t.add(

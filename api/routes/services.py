@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from anyio import from_thread
 from fastapi import APIRouter, Body, Header, HTTPException, Query, status
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -56,12 +57,14 @@ def _request_hash(body: ServiceCreate) -> str:
     return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
 
-async def _launch(
+def _launch(
     session: SessionDep, row: ServiceInstance, operation: Operation, params: dict[str, Any]
 ) -> Accepted:
+    """Runs in the threadpool (the routes are sync): database calls block, and must not
+    stall the event loop that serves the SSE streams; the Prefect call goes back to it."""
     operations.begin(session, row, operation)
     try:
-        flow_run_id = await operations.launch(row.id, operation, params)
+        flow_run_id = from_thread.run(operations.launch, row.id, operation, params)
     except Exception as exc:
         log.exception("could not start %s", operation.value, extra={"service_id": row.id})
         # A create that never started frees its Idempotency-Key: "try again" must work.
@@ -79,7 +82,7 @@ async def _launch(
 @router.post("", status_code=202, response_model=Accepted,
              responses={**ERRORS, 429: {"model": ErrorBody}},
              summary="Order a new fibre service (starts provisioning)")  # fmt: skip
-async def create_service(
+def create_service(
     principal: OperatorDep,
     _rate: CreateRateLimit,
     session: SessionDep,
@@ -111,7 +114,7 @@ async def create_service(
             f"ont_serial: {body.ont_serial} already belongs to a service that is not "
             "terminated or failed",
         ) from None
-    return await _launch(session, row, Operation.PROVISIONING, {})
+    return _launch(session, row, Operation.PROVISIONING, {})
 
 
 def _replay(session: SessionDep, principal: Principal, key: str, digest: str) -> Accepted | None:
@@ -190,7 +193,7 @@ def get_service(service_id: str, principal: PrincipalDep, session: SessionDep) -
     responses=ERRORS,
     summary="Suspend: walled garden (RADIUS group + CoA); hard also stops the ONT",
 )
-async def suspend_service(
+def suspend_service(
     service_id: str,
     principal: OperatorDep,
     session: SessionDep,
@@ -198,19 +201,17 @@ async def suspend_service(
 ) -> Accepted:
     row = get_visible_service(session, principal, service_id)
     hard = body.hard if body else False
-    return await _launch(session, row, Operation.SUSPENSION, {"hard": hard})
+    return _launch(session, row, Operation.SUSPENSION, {"hard": hard})
 
 
 @router.post("/{service_id}/resume", status_code=202, response_model=Accepted, responses=ERRORS)
-async def resume_service(service_id: str, principal: OperatorDep, session: SessionDep) -> Accepted:
+def resume_service(service_id: str, principal: OperatorDep, session: SessionDep) -> Accepted:
     row = get_visible_service(session, principal, service_id)
-    return await _launch(session, row, Operation.RESUMPTION, {})
+    return _launch(session, row, Operation.RESUMPTION, {})
 
 
 @router.post("/{service_id}/terminate", status_code=202, response_model=Accepted,
              responses=ERRORS)  # fmt: skip
-async def terminate_service(
-    service_id: str, principal: OperatorDep, session: SessionDep
-) -> Accepted:
+def terminate_service(service_id: str, principal: OperatorDep, session: SessionDep) -> Accepted:
     row = get_visible_service(session, principal, service_id)
-    return await _launch(session, row, Operation.TERMINATION, {})
+    return _launch(session, row, Operation.TERMINATION, {})

@@ -21,6 +21,7 @@ class EventLog(Base):
     __table_args__ = (
         Index("ix_event_log_service_id_id", "service_id", "id"),
         Index("ix_event_log_unpublished", "published", "id"),
+        Index("ix_event_log_tenant_id", "tenant_id", "id"),  # statistics per tenant
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 17:46:04.519282
+Create Date: 2026-11-28 17:59:18.993946
 """
 from collections.abc import Sequence
 
@@ -48,6 +48,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('event_log', schema=None) as batch_op:
         batch_op.create_index('ix_event_log_service_id_id', ['service_id', 'id'], unique=False)
+        batch_op.create_index('ix_event_log_tenant_id', ['tenant_id', 'id'], unique=False)
         batch_op.create_index('ix_event_log_unpublished', ['published', 'id'], unique=False)
 
     op.create_table('ip_pools',
@@ -214,6 +215,7 @@ def downgrade() -> None:
     op.drop_table('ip_pools')
     with op.batch_alter_table('event_log', schema=None) as batch_op:
         batch_op.drop_index('ix_event_log_unpublished')
+        batch_op.drop_index('ix_event_log_tenant_id')
         batch_op.drop_index('ix_event_log_service_id_id')
 
     op.drop_table('event_log')

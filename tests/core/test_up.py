@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -166,4 +167,23 @@ def test_up_runs_a_provisioning_end_to_end_through_the_worker(tmp_path: Path) ->
         assert svc["flow_run_id"] == created.json()["flow_run_id"]
         run = httpx.get(f"http://127.0.0.1:{stack.prefect_port}/api/flow_runs/{svc['flow_run_id']}")
         assert run.json()["state"]["type"] == "COMPLETED"
+
+        # `fiberflow worker` joins the same stack: a second worker polls the same pool.
+        extra = subprocess.Popen(
+            [*FIBERFLOW, "worker", "--data-dir", str(stack.data_dir), "--name", "extra"],
+            env=stack_env(stack.data_dir), stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            pool = f"http://127.0.0.1:{stack.prefect_port}/api/work_pools/fiberflow/workers/filter"
+            online: set[str] = set()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(online) < 2:
+                workers = httpx.post(pool, json={}).json()
+                online = {w["name"] for w in workers if w["status"] == "ONLINE"}
+                time.sleep(0.5)
+            assert "extra" in online and len(online) == 2, online
+        finally:
+            os.killpg(extra.pid, signal.SIGTERM)
+            extra.wait(30)
         _stop_and_check_nothing_left(stack)

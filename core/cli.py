@@ -27,6 +27,9 @@ DataDir = Annotated[
     typer.Option("--data-dir", help="Data directory (default $FIBERFLOW_DATA_DIR or ./.fiberflow)"),
 ]
 
+ApiPort = Annotated[int, typer.Option(help="Port of the API and portal")]
+PrefectPort = Annotated[int, typer.Option(help="Port of the Prefect server and UI")]
+
 
 def _use_data_dir(data_dir: Path | None) -> None:
     if data_dir is not None:
@@ -48,8 +51,8 @@ def _setup_logging() -> None:
 
 @app.command()
 def up(
-    api_port: Annotated[int, typer.Option(help="Port of the API and portal")] = 8000,
-    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI")] = 4200,
+    api_port: ApiPort = 8000,
+    prefect_port: PrefectPort = 4200,
     data_dir: DataDir = None,
 ) -> None:
     """Run the whole stack in the foreground until Ctrl-C or SIGTERM."""
@@ -200,8 +203,8 @@ def lab(
 
 @app.command()
 def demo(
-    api_port: Annotated[int, typer.Option(help="Port of the API and portal")] = 8000,
-    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI")] = 4200,
+    api_port: ApiPort = 8000,
+    prefect_port: PrefectPort = 4200,
     data_dir: DataDir = None,
 ) -> None:
     """Start the stack, provision a demo subscriber with live progress, print the portal link."""

@@ -47,6 +47,9 @@ def remove_network_config(svc: ServiceView) -> None:
 @task(name="release-resources", cache_policy=NO_CACHE, **step_hooks(S["releasing"]))
 def release_resources(svc: ServiceView) -> None:
     teardown.release(svc)
+    # The row must not name what IPAM may now hand to another service, even if the last
+    # step fails (the ONT and the sub-interface are already gone too).
+    teardown.clear_row(svc)
 
 
 @task(name="complete-termination", cache_policy=NO_CACHE, **step_hooks(S["completed"]))

@@ -1,5 +1,6 @@
-"""Suspension against the lab: walled garden in RADIUS and on the BNG, CoA to the NAS,
-compensation when the NAS refuses, and the same end state when run twice."""
+"""Suspension against the lab: walled garden in RADIUS and on the BNG, CoA to the NAS;
+compensation when the NAS, the OLT or the database refuses; the same end state when
+run twice. Resumption and hard suspension round trips are in test_resume.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tests.fixtures.lifecycle import Lifecycle
 
 WALLED = "WALLED-GARDEN"
 PLAN_POLICIES = ("PLAN-100M-IN", "PLAN-100M-OUT")
+ROWS = {"radcheck": 1, "radreply": 2, "radusergroup": 1}  # password; IP + netmask; group
 
 
 def _provisioned(lc: Lifecycle) -> tuple[str, str]:
@@ -49,55 +51,6 @@ def _operation_events(lc: Lifecycle, sid: str, run_id: str | None) -> list[tuple
     return [(e.event_type, e.data) for e in events]
 
 
-def test_suspend_moves_the_subscriber_to_the_walled_garden_and_twice_is_the_same(
-    lifecycle: Lifecycle,
-) -> None:
-    sid, user = _provisioned(lifecycle)
-    nas = lifecycle.lab.nas
-    assert user in nas.sessions  # the provisioning test step authenticated it
-    rows_before = _rows(lifecycle, user)
-
-    lifecycle.begin(sid, Operation.SUSPENSION)
-    result = suspend(sid)
-    svc = lifecycle.service(sid)
-    assert svc.status == "suspended", svc.error
-    assert result["session"] == "session updated"
-    assert RadiusStore(lifecycle.engine).get(user).groups == ("suspended",)  # type: ignore[union-attr]
-    assert _policies(lifecycle) == [(WALLED, WALLED)]
-    coas = [r for r in nas.requests if r.kind == "coa"]
-    assert len(coas) == 1 and coas[0].username == user and coas[0].acked
-    assert f"ip:sub-qos-policy-in={WALLED}" in coas[0].attributes["Cisco-AVPair"]
-    assert nas.sessions[user].attributes["Cisco-Account-Info"] == [f"A{WALLED}"]
-    # Soft suspension: the ONT stays up.
-    assert [o["active"] for o in lifecycle.lab.device("olt-1").state.dump()["onts"]] == [True]
-
-    events = _operation_events(lifecycle, sid, svc.flow_run_id)
-    progress = [d for t, d in events if t == "service.suspension.progress"]
-    assert [d["step"] for d in progress] == [1, 2, 3, 4]
-    assert progress[-1]["status"] == "completed"
-    assert events[-1][0] == "service.suspension.completed"
-    assert [t for t, _ in events].count("service.suspension.completed") == 1
-
-    # Run it again over a row put back in ``suspending``: same end state, no new rows.
-    with lifecycle.engine.begin() as conn:
-        conn.execute(
-            text("UPDATE service_instances SET status = 'suspending' WHERE id = :id"), {"id": sid}
-        )
-    olt_before = lifecycle.lab.device("olt-1").state.dump()
-    bng_before = lifecycle.lab.device("bng-1").state.dump()
-    suspend(sid)
-    again = lifecycle.service(sid)
-    assert again.status == "suspended", again.error
-    assert again.flow_run_id != svc.flow_run_id
-    assert RadiusStore(lifecycle.engine).get(user).groups == ("suspended",)  # type: ignore[union-attr]
-    assert _rows(lifecycle, user) == rows_before == {"radcheck": 1, "radreply": 2,
-                                                     "radusergroup": 1}  # fmt: skip
-    assert lifecycle.lab.device("olt-1").state.dump() == olt_before
-    assert lifecycle.lab.device("bng-1").state.dump() == bng_before
-    second = _operation_events(lifecycle, sid, again.flow_run_id)
-    assert second[-1][0] == "service.suspension.completed"
-
-
 def _back_to_active(lc: Lifecycle, sid: str) -> None:
     """Put a failed service back in service by hand (an operator's repair)."""
     with lc.engine.begin() as conn:
@@ -117,7 +70,7 @@ def _assert_rolled_back(lc: Lifecycle, sid: str, user: str, step: int, needle: s
     assert [o["active"] for o in lc.lab.device("olt-1").state.dump()["onts"]] == [True]
     # The IP, VLAN and ONT stay: a failed suspension does not tear the service down.
     assert None not in (svc.ip_address, svc.vlan, svc.ont_id)
-    assert _rows(lc, user) == {"radcheck": 1, "radreply": 2, "radusergroup": 1}
+    assert _rows(lc, user) == ROWS
     events = _operation_events(lc, sid, svc.flow_run_id)
     statuses = [d.get("status") for t, d in events if t.endswith(".progress")]
     assert "rolled_back" in statuses and "failed" in statuses
@@ -147,9 +100,21 @@ def _refuse_suspended_status(lc: Lifecycle) -> None:
             )
 
 
-def test_a_failed_suspension_is_rolled_back(lifecycle: Lifecycle) -> None:
+def _drop_refusal(lc: Lifecycle) -> None:
+    with lc.engine.begin() as conn:
+        if lc.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("DROP TRIGGER refuse_suspended")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER refuse_suspended ON service_instances")
+
+
+def test_suspension_rolls_back_when_it_fails_and_twice_is_the_same(lifecycle: Lifecycle) -> None:
+    """One subscriber: three failed suspensions (each compensated, the row put back to
+    ``active`` by hand), then a good one, then the same one again."""
     sid, user = _provisioned(lifecycle)
     nas = lifecycle.lab.nas
+    assert user in nas.sessions  # the provisioning test step authenticated it
+    assert _rows(lifecycle, user) == ROWS
 
     # 1. The NAS refuses the CoA with a cause other than "no session".
     nas.nak_users[user] = 401  # Unsupported-Attribute
@@ -189,3 +154,46 @@ def test_a_failed_suspension_is_rolled_back(lifecycle: Lifecycle) -> None:
         "Activated the ONT again; Sent the previous attributes to the session (CoA)",
         "Restored the previous RADIUS group and policy",
     ]
+    _drop_refusal(lifecycle)
+    _back_to_active(lifecycle, sid)
+
+    # 4. A good suspension: walled garden in RADIUS and on the BNG, CoA acknowledged.
+    seen = len(nas.requests)
+    lifecycle.begin(sid, Operation.SUSPENSION)
+    result = suspend(sid)
+    svc = lifecycle.service(sid)
+    assert svc.status == "suspended", svc.error
+    assert result["session"] == "session updated"
+    assert RadiusStore(lifecycle.engine).get(user).groups == ("suspended",)  # type: ignore[union-attr]
+    assert _policies(lifecycle) == [(WALLED, WALLED)]
+    coas = [r for r in nas.requests[seen:] if r.kind == "coa"]
+    assert len(coas) == 1 and coas[0].username == user and coas[0].acked
+    assert f"ip:sub-qos-policy-in={WALLED}" in coas[0].attributes["Cisco-AVPair"]
+    assert nas.sessions[user].attributes["Cisco-Account-Info"] == [f"A{WALLED}"]
+    # Soft suspension: the ONT stays up.
+    assert [o["active"] for o in lifecycle.lab.device("olt-1").state.dump()["onts"]] == [True]
+
+    events = _operation_events(lifecycle, sid, svc.flow_run_id)
+    progress = [d for t, d in events if t == "service.suspension.progress"]
+    assert [d["step"] for d in progress] == [1, 2, 3, 4]
+    assert progress[-1]["status"] == "completed"
+    assert events[-1][0] == "service.suspension.completed"
+    assert [t for t, _ in events].count("service.suspension.completed") == 1
+
+    # Run it again over a row put back in ``suspending``: same end state, no new rows.
+    with lifecycle.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE service_instances SET status = 'suspending' WHERE id = :id"), {"id": sid}
+        )
+    olt_before = lifecycle.lab.device("olt-1").state.dump()
+    bng_before = lifecycle.lab.device("bng-1").state.dump()
+    suspend(sid)
+    again = lifecycle.service(sid)
+    assert again.status == "suspended", again.error
+    assert again.flow_run_id != svc.flow_run_id
+    assert RadiusStore(lifecycle.engine).get(user).groups == ("suspended",)  # type: ignore[union-attr]
+    assert _rows(lifecycle, user) == ROWS
+    assert lifecycle.lab.device("olt-1").state.dump() == olt_before
+    assert lifecycle.lab.device("bng-1").state.dump() == bng_before
+    second = _operation_events(lifecycle, sid, again.flow_run_id)
+    assert second[-1][0] == "service.suspension.completed"

@@ -1,6 +1,7 @@
 """Termination: Disconnect-Request, remove RADIUS rows, BNG config, service-port and
-ONT, release IP/VLAN. Every step is idempotent, so a failed termination can be
-completed by running it again (from ``failed``, through the reconciler)."""
+ONT, release IP/VLAN. Forward only (nothing to compensate): every step is idempotent
+(absent = done), so running it again over the same row completes a termination that
+failed half-way. A NAS that refuses or does not answer the Disconnect does not block it."""
 
 from __future__ import annotations
 

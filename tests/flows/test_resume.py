@@ -60,6 +60,9 @@ def test_resume_reverses_soft_and_hard_suspension(lifecycle: Lifecycle) -> None:
         run_before,
     )
     assert _state(lifecycle, user) == (("suspended",), [(WALLED, WALLED)], [True])
+    refused = lifecycle.events(sid)[-1]  # reported as what it was, not as the suspension
+    assert refused.event_type == "service.reprovisioning.failed"
+    assert "cannot start reprovisioning" in refused.data["error"]
 
     lifecycle.begin(sid, Operation.RESUMPTION)
     result = resume(sid)

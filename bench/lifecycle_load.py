@@ -107,8 +107,9 @@ async def provision_all(
     deadline = time.time() + timeout
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
     headers = {"Authorization": f"Bearer {token}"}
+    # A slow POST is a figure, not a failure: wait up to 2 minutes for the 202.
     async with httpx.AsyncClient(
-        base_url=api_url, headers=headers, limits=limits, timeout=30
+        base_url=api_url, headers=headers, limits=limits, timeout=120
     ) as client:
         await asyncio.gather(*(_one(client, r, deadline, stop) for r in runs))
     return runs

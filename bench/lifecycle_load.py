@@ -168,8 +168,9 @@ class RunProcesses:
 
 
 def _is_run(p: psutil.Process) -> bool:
+    """A flow-run process: the process worker starts ``python -m prefect.engine``."""
     try:
-        return "python" in p.name() and p.status() != psutil.STATUS_ZOMBIE
+        return "prefect.engine" in p.cmdline() and p.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
 

@@ -88,8 +88,8 @@ class _CountedResponse(EventSourceResponse):
         self._tenant_id = tenant_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        SSE_CONNECTIONS.inc()
         try:
+            SSE_CONNECTIONS.inc()
             await super().__call__(scope, receive, send)
         finally:
             SSE_CONNECTIONS.dec()

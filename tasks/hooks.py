@@ -150,6 +150,7 @@ def _workflow_labels(flow: Any, flow_run: Any) -> tuple[str, str | None]:
         return operation, None
 
 
+@_safe  # never in the way of the terminal event that follows
 def _ended(flow: Any, flow_run: Any, state: Any, ok: bool, ctx: RunContext | None) -> None:
     """Workflow metrics and the run's closing log line (with duration_ms)."""
     seconds = metrics.workflow_ended(

@@ -79,7 +79,8 @@ def olt(ctx: RunContext | None, name: str, step: str) -> HuaweiOlt:
 
 
 def bng(ctx: RunContext | None, name: str, step: str) -> CiscoBng:
-    return CiscoBng(runtime().inventory.bng(name), audit=audit_sink(ctx, step))
+    inv = runtime().inventory
+    return CiscoBng(inv.bng(name), inv.walled_garden_policy, audit=audit_sink(ctx, step))
 
 
 def radius(ctx: RunContext | None, step: str) -> Radius:

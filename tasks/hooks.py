@@ -81,7 +81,8 @@ def step_hooks(step: Step, message: str | None = None) -> TaskHooks:
         if ctx is None:
             return
         if state.name == "Retrying" or task_run.run_count > 1:
-            attempt = max(task_run.run_count, 1) + (1 if state.name == "Retrying" else 0)
+            # Prefect counts the run before it calls the hook: run_count is this attempt.
+            attempt = max(task_run.run_count, 2)
             ctx.progress(step, "retrying", f"{step.message} (attempt {attempt})",
                          attempt=attempt)  # fmt: skip
             return
@@ -124,7 +125,18 @@ def rollback_notice(ctx: RunContext | None, step: Step, message: str) -> None:
         log.exception("could not publish rollback notice (ignored)")
 
 
-def _flow_ctx(flow_run: Any) -> RunContext | None:
+# Which operation each lifecycle flow runs (its events belong to that operation even
+# when it fails before registering its context).
+FLOW_OPERATIONS = {
+    "provision": Operation.PROVISIONING,
+    "suspend": Operation.SUSPENSION,
+    "resume": Operation.RESUMPTION,
+    "terminate": Operation.TERMINATION,
+    "reprovision": Operation.REPROVISIONING,
+}
+
+
+def _flow_ctx(flow_run: Any, flow: Any = None) -> RunContext | None:
     ctx = lookup(flow_run.id)
     if ctx is not None:
         return ctx
@@ -132,7 +144,10 @@ def _flow_ctx(flow_run: Any) -> RunContext | None:
     from tasks.run import context_for
 
     service_id = (flow_run.parameters or {}).get("service_id")
-    return context_for(str(service_id), str(flow_run.id)) if service_id else None
+    operation = FLOW_OPERATIONS.get(getattr(flow, "name", ""))
+    if not service_id:
+        return None
+    return context_for(str(service_id), str(flow_run.id), operation)
 
 
 def _workflow_labels(flow: Any, flow_run: Any) -> tuple[str, str | None]:
@@ -179,14 +194,14 @@ def flow_hooks() -> FlowHooks:
 
     @_safe
     def on_completion(flow: Any, flow_run: Any, state: Any) -> None:
-        ctx = _flow_ctx(flow_run)
+        ctx = _flow_ctx(flow_run, flow)
         _ended(flow, flow_run, state, True, ctx)
         if ctx is not None:
             ctx.completed()
 
     @_safe
     def on_failure(flow: Any, flow_run: Any, state: Any) -> None:
-        ctx = _flow_ctx(flow_run)
+        ctx = _flow_ctx(flow_run, flow)
         _ended(flow, flow_run, state, False, ctx)
         if ctx is not None:
             ctx.failed(ctx.error or _error_text(state))
@@ -194,7 +209,7 @@ def flow_hooks() -> FlowHooks:
     def _ended_abnormally(flow: Any, flow_run: Any, state: Any, what: str) -> None:
         from tasks.run import close_abnormal_run
 
-        ctx = _flow_ctx(flow_run)
+        ctx = _flow_ctx(flow_run, flow)
         _ended(flow, flow_run, state, False, ctx)
         if ctx is not None:
             close_abnormal_run(ctx, f"flow run {what}: {state.message or state.name}")

@@ -21,15 +21,20 @@ def begin_run(service_id: str, operation: Operation) -> RunContext:
     return register(row.id, row.tenant_id, operation, run_id)
 
 
-def context_for(service_id: str, flow_run_id: str) -> RunContext | None:
+def context_for(
+    service_id: str, flow_run_id: str, operation: Operation | None = None
+) -> RunContext | None:
     from core.db.models import ServiceInstance
     from tasks.runtime import runtime
 
     with runtime().sessions() as s:
         row = s.get(ServiceInstance, service_id)
-        if row is None or row.current_operation is None:
+        if row is None:
             return None
-        return register(row.id, row.tenant_id, Operation(row.current_operation), flow_run_id)
+        op = operation or (Operation(row.current_operation) if row.current_operation else None)
+        if op is None:
+            return None
+        return register(row.id, row.tenant_id, op, flow_run_id)
 
 
 def abort_run(ctx: RunContext, exc: BaseException, *, clear_resources: bool) -> None:

@@ -55,6 +55,8 @@ ALLOWED = [
     (ServiceStatus.SUSPENDED, "resume", None, "resuming", "resume", {}),
     (ServiceStatus.ACTIVE, "terminate", None, "terminating", "terminate", {}),
     (ServiceStatus.SUSPENDED, "terminate", None, "terminating", "terminate", {}),
+    # Beyond DESIGN.md: a failed service can be terminated to release what it still holds.
+    (ServiceStatus.FAILED, "terminate", None, "terminating", "terminate", {}),
 ]
 
 

@@ -63,8 +63,10 @@ OPERATION_TRANSITIONS: dict[
         ServiceStatus.RESUMING,
         ServiceStatus.ACTIVE,
     ),
+    # Also from failed: a service whose operation failed may still hold an ONT, BNG config,
+    # RADIUS rows, an IP and a VLAN; terminating it (idempotent teardown) releases them.
     Operation.TERMINATION: (
-        frozenset({ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED}),
+        frozenset({ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED, ServiceStatus.FAILED}),
         ServiceStatus.TERMINATING,
         ServiceStatus.TERMINATED,
     ),

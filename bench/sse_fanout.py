@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from bench.profile import summarize
 from bench.report import DEFAULT_OUTPUT, Dist, Section, Table, num
 from bench.servers import Servers
 from bench.sse_point import DESIGNS, Point, run_point
@@ -95,6 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-floor", action="store_true")
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown to append to")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    ap.add_argument("--profile", type=Path, help="py-spy each relay into this dir (if installed)")
     ap.add_argument("--keep", type=Path, help="also write raw latencies (JSON) into this dir")
     args = ap.parse_args(argv)
     if args.small:  # tiny defaults; options given explicitly still win
@@ -182,6 +184,15 @@ def main(argv: list[str] | None = None) -> Section:
                 f"{p.design} at {p.clients} clients: a client process used "
                 f"{p.client_cpu_pct:.0f} % of a core — the client side may limit this point."
             )
+    if args.profile:
+        for p in points:
+            path = args.profile / f"{p.design}-{p.clients}.txt"
+            if path.exists():
+                prof = Table(["function", "% samples on stack", "% samples in it"])
+                for fn, incl, own in summarize(path):
+                    prof.add(f"`{fn}`", num(incl, 1), num(own, 1))
+                caption = f"py-spy profile of the {p.design} relay at {p.clients:,} clients:"
+                section.tables.append((caption, prof))
     section.data = {
         "points": [asdict(p) for p in points],
         "floor": asdict(Dist.of(floor_lat).scaled(1000)) if floor_lat else None,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.gcwatch import pauses
+from bench.profile import Profiler
 from bench.report import Dist, load_1m
 from bench.servers import Servers, rss_mb
 from bench.sse_pool import ClientPool, CpuSampler, default_procs
@@ -114,6 +115,10 @@ def run_point(
         time.sleep(1.0)  # let the connections settle before measuring idle memory
         rss_connected = sum(rss_mb(p) for p in pids)
         load = load_1m()
+        profiler = None
+        if args.profile:
+            profiler = Profiler(pids[0], args.profile / f"{design}-{clients}.txt")
+            profiler.start()
         sampler = CpuSampler(pids)
         sampler.start()
         window_start = time.time()
@@ -121,6 +126,8 @@ def run_point(
         published = publish_events(engine, redis_url, fleet, run, args.events, args.rate, channel)
         counts, latencies, ids = pool.finish(published.expect, args.drain)
         wall, cpu = sampler.stop()
+        if profiler is not None:
+            profiler.stop()
         gc_pauses = pauses(str(gc_log), window_start, time.time())
         to_xadd = published.to_xadd
         relay = [lat - to_xadd.get(i, 0.0) for lat, i in zip(latencies, ids, strict=True)]

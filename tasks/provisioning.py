@@ -19,7 +19,7 @@ from core.db.models import Operation
 from core.ipam import allocate_ip, allocate_vlan, release_ip, release_vlan
 from core.settings import get_settings
 from devices import validation
-from devices.base import PermanentDeviceError
+from devices.base import DeviceAuthError, PermanentDeviceError
 from devices.radius.types import AuthStatus
 from tasks import devices, service
 from tasks.context import lookup
@@ -198,6 +198,8 @@ def configure_bng(order: Order, alloc: Allocation) -> None:
         with devices.device_slot(order.bng):
             bng.add_subscriber(alloc.vlan, alloc.ip, alloc.netmask, order.policy_in,
                                order.policy_out, order.description)  # fmt: skip
+    except DeviceAuthError:
+        raise  # no session, nothing applied; a second login would be refused the same way
     except Exception:
         with devices.device_slot(order.bng):  # a half-applied config set: remove it
             bng.remove_subscriber(alloc.vlan)

@@ -23,7 +23,8 @@ from tasks.steps import Step
 
 log = logging.getLogger(__name__)
 Hook = Callable[..., None]
-# The metrics' operation label of each lifecycle flow (the flows that use flow_hooks()).
+# Which operation each lifecycle flow runs: its metrics label, and what its events
+# belong to even when it fails before registering its context.
 FLOW_OPERATIONS = {"provision": Operation.PROVISIONING, "suspend": Operation.SUSPENSION,
                    "resume": Operation.RESUMPTION, "terminate": Operation.TERMINATION,
                    "reprovision": Operation.REPROVISIONING}  # fmt: skip
@@ -123,17 +124,6 @@ def rollback_notice(ctx: RunContext | None, step: Step, message: str) -> None:
         ctx.progress(step, "rolled_back", message)
     except Exception:
         log.exception("could not publish rollback notice (ignored)")
-
-
-# Which operation each lifecycle flow runs (its events belong to that operation even
-# when it fails before registering its context).
-FLOW_OPERATIONS = {
-    "provision": Operation.PROVISIONING,
-    "suspend": Operation.SUSPENSION,
-    "resume": Operation.RESUMPTION,
-    "terminate": Operation.TERMINATION,
-    "reprovision": Operation.REPROVISIONING,
-}
 
 
 def _flow_ctx(flow_run: Any, flow: Any = None) -> RunContext | None:

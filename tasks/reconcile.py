@@ -8,6 +8,7 @@ import logging
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from core import metrics
 from core.db.models import TRANSITIONAL, Operation, ServiceStatus
 from tasks import service, teardown
 from tasks.context import RunContext
@@ -37,6 +38,8 @@ def compensate_crashed_run(service_id: str, reason: str) -> str:
         teardown.everything(ctx, svc)
     error = f"{reason}; compensated" if provisioning else reason
     if service.mark_failed(service_id, error, clear_resources=provisioning):
+        # The dead run's own hooks never ran: count its failure here, once.
+        metrics.workflow_ended(run_id, ok=False, labels=lambda: (operation.value, svc.plan))
         last = list(BY_OPERATION[operation].values())[0]
         ctx.progress(last, "rolled_back", "Compensated the interrupted run")
         ctx.failed(error)

@@ -2,7 +2,7 @@
 
 ``uvicorn bench.gcwatch:create_app --factory`` builds the app named by BENCH_APP
 (``module:factory``) unchanged and registers a ``gc.callbacks`` hook that appends one
-line per collection of generation >= BENCH_GC_MIN_GEN (default 2: full collections)
+line per collection of generation >= BENCH_GC_MIN_GEN (default 1; 2 = full collections)
 to BENCH_GC_LOG: ``<wall start> <pause seconds> <generation> <collected>``. The hook
 costs two clock readings per collection; it changes nothing else unless an experiment
 variable below is set.
@@ -40,7 +40,7 @@ def create_app() -> Any:
     app = getattr(importlib.import_module(module), factory)()
     path = os.environ.get("BENCH_GC_LOG")
     if path:
-        _install(path, int(os.environ.get("BENCH_GC_MIN_GEN", "2")))
+        _install(path, int(os.environ.get("BENCH_GC_MIN_GEN", "1")))
     # Experiment (off unless asked): gc.freeze() on SIGUSR1, which the benchmark sends
     # once its clients are connected — what a relay could do itself.
     if os.environ.get("BENCH_GC_FREEZE_ON_USR1") == "1":
@@ -48,8 +48,9 @@ def create_app() -> Any:
     return app
 
 
-def pauses(path: str, since: float, until: float) -> list[float]:
-    """Pause lengths (seconds) of the collections logged between two wall times."""
+def pauses(path: str, since: float, until: float, generation: int = 2) -> list[float]:
+    """Pause lengths (seconds) of the collections of ``generation`` logged between two
+    wall times."""
     try:
         lines = Path(path).read_text().split("\n")
     except OSError:
@@ -57,6 +58,6 @@ def pauses(path: str, since: float, until: float) -> list[float]:
     out = []
     for line in lines:
         parts = line.split()
-        if len(parts) == 4 and since <= float(parts[0]) <= until:
+        if len(parts) == 4 and int(parts[2]) == generation and since <= float(parts[0]) <= until:
             out.append(float(parts[1]))
     return out

@@ -54,7 +54,8 @@ class Point:
     rss_end_mb: float
     client_cpu_pct: float
     load: float
-    gc_pauses: list[float]
+    gc_pauses: list[float]  # full collections
+    gen1_pauses: list[float]
 
     @property
     def kb_per_conn(self) -> float:
@@ -128,7 +129,9 @@ def run_point(
         wall, cpu = sampler.stop()
         if profiler is not None:
             profiler.stop()
-        gc_pauses = pauses(str(gc_log), window_start, time.time())
+        window_end = time.time()
+        gc_pauses = pauses(str(gc_log), window_start, window_end)
+        gen1_pauses = pauses(str(gc_log), window_start, window_end, generation=1)
         to_xadd = published.to_xadd
         relay = [lat - to_xadd.get(i, 0.0) for lat, i in zip(latencies, ids, strict=True)]
         if args.keep:
@@ -159,6 +162,7 @@ def run_point(
         client_cpu_pct=pool.client_cpu_pct,
         load=load,
         gc_pauses=gc_pauses,
+        gen1_pauses=gen1_pauses,
     )
 
 

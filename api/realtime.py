@@ -53,6 +53,26 @@ RETRY_AFTER_SECONDS = 5
 SEND_TIMEOUT_SECONDS = 30.0
 
 
+class _GcFreezer:
+    """Each open stream adds long-lived objects that every full collection walks again:
+    at 5,000 connections full collections paused the relay for 1-5 s
+    (docs/benchmarks.md). Freezing after every ``every`` new connections moves them out
+    of the collector's way. The cost: cycles among frozen objects are never collected;
+    a closed stream's objects are freed by reference counting as usual."""
+
+    def __init__(self, every: int = 256) -> None:
+        self.every = every
+        self._opened = 0
+
+    def connection_opened(self) -> None:
+        self._opened += 1
+        if self._opened % self.every == 0:
+            gc.freeze()
+
+
+_freezer = _GcFreezer()
+
+
 class ConnectionLimiter:
     """Open SSE connections per tenant in this API process, capped."""
 
@@ -216,6 +236,7 @@ async def service_lifecycle(
             f"too many open event streams for this tenant (limit {limiter.cap})",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+    _freezer.connection_opened()
     return _CountedResponse(
         _messages(hub, state, service_id, after),
         ping=state.settings.sse_heartbeat_seconds,

@@ -44,6 +44,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the API read while a worker writes; busy_timeout turns lock contention
     # between processes into a short wait instead of "database is locked".
     cur.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL is durable across process crashes (only an OS crash can lose
+    # the last commits) and cut event publishing p50 from 8 to 2 ms (docs/benchmarks.md).
+    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=15000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()

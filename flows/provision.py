@@ -8,9 +8,9 @@ provisioning leaves no IP, VLAN, ONT, BNG config or RADIUS rows behind.
 from __future__ import annotations
 
 from prefect import flow
-from prefect.transactions import transaction
 
 from core.db.models import Operation
+from tasks.compensation import transaction
 from tasks.hooks import flow_hooks
 from tasks.provisioning import (
     activate_radius,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from prefect import flow
-from prefect.transactions import transaction
 
 from core.db.models import Operation
+from tasks.compensation import transaction
 from tasks.hooks import flow_hooks
 from tasks.run import abort_run, begin_run
 from tasks.suspension import (

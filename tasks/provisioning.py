@@ -164,12 +164,12 @@ def configure_ont(order: Order, alloc: Allocation) -> int:
     try:
         with devices.device_slot(order.olt):
             olt.add_service_port(order.pon_port, ont_id, order.gem_port, alloc.vlan)
+        service.update(order.service_id, ont_id=ont_id)  # a lost database connection, too
     except Exception:
         if added.changed:  # our own half-done work: the rollback hook will not run for us
             with devices.device_slot(order.olt):
                 olt.delete_ont(order.pon_port, ont_id)
         raise
-    service.update(order.service_id, ont_id=ont_id)
     return ont_id
 
 

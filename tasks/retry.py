@@ -1,20 +1,26 @@
-"""Retry policy: backoff with jitter on transient device errors, never on permanent ones."""
+"""Retry policy: backoff with jitter on transient errors (devices, a lost database
+connection), never on permanent ones."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypedDict
 
+from sqlalchemy.exc import DBAPIError
+
 from core.settings import get_settings
 from devices.base import DeviceError
 
 
 def transient_only(_task: Any, _task_run: Any, state: Any) -> bool:
-    """Retry only a DeviceError that says it is transient (timeout, dropped session)."""
+    """Retry only a DeviceError that says it is transient (timeout, dropped session), or
+    a database connection lost mid-statement (the pool opens a new one)."""
     try:
         state.result()
     except DeviceError as exc:
         return exc.transient
+    except DBAPIError as exc:
+        return bool(exc.connection_invalidated)
     except Exception:
         return False
     return False

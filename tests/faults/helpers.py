@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from core.db.models import DeviceCommandAudit, EventLog
@@ -100,6 +100,19 @@ def audit(
             .order_by(DeviceCommandAudit.id)
         )
         return list(s.scalars(q))
+
+
+def lock_waiters(conn: Connection) -> int:
+    """PostgreSQL backends of this database, other than ``conn``'s, waiting on a lock."""
+    # Statistics are a snapshot per transaction: take a fresh one for every look.
+    conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+    waiting = conn.scalar(
+        text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+        )
+    )
+    return int(waiting or 0)
 
 
 def provisioned(lc: Lifecycle, **service: Any) -> tuple[str, str]:

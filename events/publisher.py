@@ -28,6 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.engine import make_engine
@@ -85,10 +86,27 @@ class EventPublisher:
         """Store ``event`` and send it to Redis. Returns its log id (the SSE ``id:``),
         or None when the coalescer dropped it as chatty.
 
-        Database errors propagate (the event is not stored); Redis errors do not.
+        A connection lost mid-transaction (terminated backend, failover) is retried once on
+        a fresh connection; other database errors propagate (the event is not stored).
+        Redis errors never do.
         """
         if not self.coalescer.admit(event):
             return None
+        try:
+            event_id, pending = self._store(event)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # Nothing was committed (the commit is the last statement), so one more
+            # try cannot store the event twice.
+            logger.warning("event store lost its connection; retrying once",
+                           extra={"service_id": event.service_id})  # fmt: skip
+            event_id, pending = self._store(event)
+        if pending:
+            self._send(pending)
+        return event_id
+
+    def _store(self, event: LifecycleEvent) -> tuple[int, list[EventRecord]]:
         with self._sessions() as session, session.begin():
             _lock_service(session, event.service_id)
             row = EventLog(
@@ -104,9 +122,7 @@ class EventPublisher:
             session.flush()
             event_id = row.id
             pending = _unpublished(session, event.service_id) if self._redis else []
-        if pending:
-            self._send(pending)
-        return event_id
+        return event_id, pending
 
     def flush_outbox(self, limit: int = FLUSH_BATCH) -> int:
         """Send up to ``limit`` unpublished events, oldest first. Returns how many

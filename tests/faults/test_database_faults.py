@@ -95,11 +95,6 @@ def test_a_refused_service_row_after_the_olt_work_leaves_no_ont(lifecycle: Lifec
     assert lifecycle.leftovers(sid, svc.radius_username) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="events/publisher.py: publish() does not retry its transaction when the "
-    "connection drops mid-statement; the state hook logs the error and the event is lost",
-)
 def test_an_event_whose_connection_drops_is_still_stored(lifecycle: Lifecycle) -> None:
     bng = lifecycle.lab.device("bng-1")
     bng.faults.update(latency=0.5, latency_match=r"^ip address ")

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.transactions import Transaction, get_transaction
 
-from core.db.models import Operation
+from core.db.models import Operation, ServiceInstance
 from core.ipam import allocate_ip, allocate_vlan, release_ip, release_vlan
 from core.settings import get_settings
 from devices import validation
@@ -132,7 +132,12 @@ def allocate(order: Order) -> Allocation:
             last=order.vlan_last,
             service_id=order.service_id,
         )
-    service.update(order.service_id, ip_address=ip, vlan=vlan)
+        # Same transaction as the allocations: a failure here cannot leak them (a failing
+        # task's own rollback hook does not run).
+        row = s.get(ServiceInstance, order.service_id)
+        if row is None:
+            raise OrderInvalid(f"service {order.service_id} does not exist")
+        row.ip_address, row.vlan = ip, vlan
     netmask = str(ipaddress.ip_network(order.ip_pool).netmask)
     return Allocation(ip=ip, netmask=netmask, vlan=vlan)
 

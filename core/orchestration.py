@@ -48,12 +48,6 @@ async def ensure_device_limits(inventory: Inventory) -> dict[str, int]:
     return wanted
 
 
-async def online_workers(pool: str = WORK_POOL) -> int:
-    async with get_client() as client:
-        workers = await client.read_workers_for_work_pool(pool)
-    return sum(1 for w in workers if str(getattr(w, "status", "")).upper().endswith("ONLINE"))
-
-
 def setup(inventory: Inventory | None) -> list[str]:
     asyncio.run(ensure_work_pool())
     if inventory is not None:

@@ -23,14 +23,8 @@ def compensate_crashed_run(service_id: str, reason: str) -> str:
     svc = service.load(service_id)
     if ServiceStatus(svc.status) not in TRANSITIONAL:
         return f"nothing to do: service is {svc.status}"
-    from core.db.models import ServiceInstance
-    from tasks.runtime import runtime
-
-    with runtime().sessions() as s:
-        row = s.get(ServiceInstance, service_id)
-        op_name = row.current_operation if row else None
-        run_id = (row.flow_run_id if row else None) or "reconciler"
-    operation = Operation(op_name or Operation.PROVISIONING.value)
+    run_id = svc.flow_run_id or "reconciler"
+    operation = Operation(svc.current_operation or Operation.PROVISIONING.value)
     ctx = RunContext(svc.id, svc.tenant_id, operation, run_id)
     provisioning = operation is Operation.PROVISIONING or svc.status == "pending"
     if provisioning:

@@ -34,6 +34,7 @@ class ServiceView:
     radius_username: str | None
     description: str | None
     flow_run_id: str | None
+    current_operation: str | None
 
     @classmethod
     def of(cls, row: ServiceInstance) -> ServiceView:

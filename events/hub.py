@@ -47,6 +47,16 @@ GAP: Final = Gap()
 HubItem = EventRecord | Gap
 
 
+class Woken:
+    """What ``Subscription.poll()`` returns once after ``interrupt()``."""
+
+    def __repr__(self) -> str:
+        return "WOKEN"
+
+
+WOKEN: Final = Woken()
+
+
 class SubscriptionOverflow(Exception):
     """The consumer fell ``maxsize`` events behind and was cut off."""
 
@@ -56,38 +66,65 @@ class Subscription:
 
     Iteration ends (StopAsyncIteration) when the hub stops or ``close()`` is called,
     and raises SubscriptionOverflow when the consumer fell too far behind.
+
+    An idle SSE connection holds one of these for its whole life, so it is kept small
+    (docs/benchmarks.md, KB per idle connection): slots, the queue created on the first
+    item, and a future only while someone waits (an ``asyncio.Event`` holds an empty
+    deque of ~0.75 KB even when nobody waits).
     """
+
+    __slots__ = (
+        "service_id",
+        "_hub",
+        "_maxsize",
+        "_items",
+        "_waiter",
+        "_closed",
+        "_woken",
+        "overflowed",
+    )
 
     def __init__(self, hub: EventHub, service_id: str, maxsize: int) -> None:
         self.service_id = service_id
         self._hub = hub
         self._maxsize = maxsize
-        self._items: deque[HubItem] = deque()
-        self._wake = asyncio.Event()
+        self._items: deque[HubItem] | None = None
+        self._waiter: asyncio.Future[None] | None = None
         self._closed = False
+        self._woken = False
         self.overflowed = False
 
     # called by the hub, on the event loop
     def _push(self, item: HubItem) -> None:
         if self._closed:
             return
-        if isinstance(item, Gap) and self._items and isinstance(self._items[-1], Gap):
+        items = self._items
+        if items is None:
+            items = self._items = deque()
+        elif isinstance(item, Gap) and items and isinstance(items[-1], Gap):
             return
-        if len(self._items) >= self._maxsize:
+        if len(items) >= self._maxsize:
             logger.warning(
                 "slow SSE consumer cut off",
-                extra={"service_id": self.service_id, "queued": len(self._items)},
+                extra={"service_id": self.service_id, "queued": len(items)},
             )
             self.overflowed = True
-            self._items.clear()
+            items.clear()
             self.close()
             return
-        self._items.append(item)
-        self._wake.set()
+        items.append(item)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _end(self) -> None:
         self._closed = True
-        self._wake.set()
+        self._wake()
 
     def close(self) -> None:
         """Unsubscribe; a pending or later ``get()`` ends the iteration."""
@@ -95,23 +132,57 @@ class Subscription:
             self._hub._discard(self)
         self._end()
 
+    def interrupt(self) -> None:
+        """Wake a waiter and make the next ``poll()`` return ``WOKEN`` (``wait()``:
+        None): how the SSE relay wakes an idle connection for a heartbeat or a client
+        that went away."""
+        self._woken = True
+        self._wake()
+
     @property
     def closed(self) -> bool:
         return self._closed
 
     def pending(self) -> int:
-        return len(self._items)
+        return len(self._items) if self._items else 0
+
+    def poll(self) -> HubItem | Woken | None:
+        """The next queued item without waiting; ``WOKEN`` (once) after ``interrupt()``;
+        None when there is nothing yet. At the end, raises StopAsyncIteration, or
+        SubscriptionOverflow when cut off (queued items come first)."""
+        if self._items:
+            return self._items.popleft()
+        if self._closed:
+            if self.overflowed:
+                raise SubscriptionOverflow(self.service_id)
+            raise StopAsyncIteration
+        if self._woken:
+            self._woken = False
+            return WOKEN
+        return None
+
+    def ready(self) -> asyncio.Future[None]:
+        """A future done at the next push, ``interrupt()`` or end (then ``poll()``)."""
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
+    async def wait(self) -> HubItem | None:
+        """The next item, or None once after ``interrupt()``; at the end as ``poll()``."""
+        while True:
+            item = self.poll()
+            if item is WOKEN:
+                return None
+            if item is not None:
+                return cast("HubItem", item)
+            await self.ready()
 
     async def get(self) -> HubItem:
         while True:
-            if self._items:
-                return self._items.popleft()
-            if self._closed:
-                if self.overflowed:
-                    raise SubscriptionOverflow(self.service_id)
-                raise StopAsyncIteration
-            self._wake.clear()
-            await self._wake.wait()
+            item = await self.wait()
+            if item is not None:
+                return item
 
     def __aiter__(self) -> Subscription:
         return self

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from api.realtime import Heartbeats
 from core.db.engine import make_engine
 from events.coalesce import Coalescer
 from events.publisher import EventPublisher, connect_sync
@@ -121,6 +122,61 @@ async def test_heartbeat_comments(
     assert sse.comments and all(c.startswith("ping") for c in sse.comments)
 
 
+async def test_idle_stream_keeps_getting_heartbeats(
+    sse_api: ApiServer, api_engine: Engine, client: httpx.AsyncClient
+) -> None:
+    """Heartbeats come from one process-wide ticker now: an idle stream still gets them,
+    again and again, as sse-starlette's ping comments, and nothing else."""
+    wf = _workflow(api_engine)
+    headers = auth(sse_api.jwt_key, wf.tenant_id)
+    pings: list[str] = []
+    async with (
+        client.stream("GET", STREAM.format(wf.service_id), headers=headers) as r,
+        asyncio.timeout(WAIT),
+    ):
+        async for line in r.aiter_lines():
+            assert not line.startswith(("data:", "id:", "event:")), line
+            if line.startswith(":"):
+                pings.append(line)
+                if len(pings) == 3:
+                    break
+    assert all(p.startswith(": ping - ") for p in pings)
+
+
+async def test_vanished_client_is_detected_without_a_heartbeat(tmp_path: Path) -> None:
+    """A client that goes away while its stream is idle frees its tenant's slot at
+    once: disconnect detection does not wait for a heartbeat (an hour apart here)."""
+    redis, api = start_stack(tmp_path, sse_heartbeat_seconds=3600, sse_max_connections_per_tenant=1)
+    engine = make_engine(api.database_url)
+    try:
+        wf = _workflow(engine)
+        headers = auth(api.jwt_key, wf.tenant_id)
+        path = STREAM.format(wf.service_id)
+        reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: {headers['Authorization']}\r\n\r\n".encode()
+        )
+        assert b" 200 " in await asyncio.wait_for(reader.readline(), WAIT)
+        async with httpx.AsyncClient(base_url=api.url, timeout=WAIT) as client:
+            assert (await client.get(path, headers=headers)).status_code == 429
+            writer.transport.abort()  # gone without a word
+            deadline = asyncio.get_running_loop().time() + WAIT
+            while True:
+                async with client.stream("GET", path, headers=headers) as again:
+                    if again.status_code == 200:
+                        break
+                assert asyncio.get_running_loop().time() < deadline, "slot never freed"
+                await asyncio.sleep(0.05)
+            metrics = (await client.get("/metrics")).text
+        assert "ERROR" not in api.output() and "Traceback" not in api.output()
+        assert "realtime_sse_connections" in metrics
+    finally:
+        engine.dispose()
+        api.stop()
+        redis.stop()
+
+
 async def test_tenant_and_customer_isolation(
     sse_api: ApiServer, api_engine: Engine, pub: EventPublisher, client: httpx.AsyncClient
 ) -> None:
@@ -224,6 +280,34 @@ async def test_two_api_processes_both_deliver_every_event(
         assert one == two == [str(i) for i in ids]
     finally:
         second.stop()
+
+
+async def test_heartbeats_ticker_reaches_every_stream_and_spreads_them() -> None:
+    """One ticker for the process: every registered stream is pinged once per interval,
+    by groups; a stream that left is not pinged any more."""
+
+    class Stream:
+        def __init__(self) -> None:
+            self.beats = 0
+
+        def heartbeat(self) -> None:
+            self.beats += 1
+
+    beats = Heartbeats(interval=0.2, groups=4)
+    streams = [Stream() for _ in range(10)]
+    groups = [beats.add(s) for s in streams]  # type: ignore[arg-type]
+    assert sorted(set(groups)) == [0, 1, 2, 3] and len(beats) == 10
+    gone = streams.pop()
+    beats.discard(gone, groups.pop())  # type: ignore[arg-type]
+    try:
+        async with asyncio.timeout(WAIT):
+            while min(s.beats for s in streams) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        await beats.stop()
+    assert gone.beats == 0 and len(beats) == 9
+    # Once per interval each: no stream is more than a turn ahead of another.
+    assert max(s.beats for s in streams) - min(s.beats for s in streams) <= 1
 
 
 async def test_redis_restart_and_server_shutdown(tmp_path: Path) -> None:

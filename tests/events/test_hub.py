@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis
 
-from events.hub import GAP, EventHub, Gap, Subscription, SubscriptionOverflow
+from events.hub import GAP, WOKEN, EventHub, Gap, Subscription, SubscriptionOverflow
 from events.record import EventRecord
 from tests.events.helpers import fake_record
 from tests.fixtures.redis import RedisServer
@@ -170,3 +170,31 @@ async def _drain(sub: Subscription) -> int:
         if isinstance(item, EventRecord):
             n += 1
     return n
+
+
+async def test_interrupt_wakes_a_waiting_consumer_once_and_never_displaces_events(
+    hub: EventHub, redis_server: RedisServer
+) -> None:
+    """How the SSE relay wakes an idle connection (heartbeat, client gone)."""
+    service = str(uuid.uuid4())
+    sub = hub.subscribe(service)
+    waiting = asyncio.create_task(sub.wait())
+    await until(lambda: sub._waiter is not None, "the consumer to wait")
+    sub.interrupt()
+    assert await asyncio.wait_for(waiting, WAIT) is None
+    assert sub.poll() is None  # one wake-up per interrupt
+
+    sub.interrupt()  # nobody waiting: remembered for the next poll
+    assert sub.poll() is WOKEN and sub.poll() is None
+
+    # Queued events come before a pending wake-up, which is kept, not lost.
+    client = redis_server.client()
+    client.xadd("h:events", fake_record(1, service))
+    await until(lambda: sub.pending() == 1, "the event to arrive")
+    sub.interrupt()
+    assert ids(await take(sub, 1)) == [1]
+    assert sub.poll() is WOKEN and sub.poll() is None
+    client.close()
+    sub.close()
+    with pytest.raises(StopAsyncIteration):
+        sub.poll()

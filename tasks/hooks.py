@@ -45,10 +45,12 @@ class FlowHooks(TypedDict):
 
 
 def _safe(fn: Hook) -> Hook:
+    # Prefect calls hooks positionally from the engine but by keyword (flow=, flow_run=,
+    # state=) from the runner/worker, which runs on_crashed / on_cancellation itself.
     @functools.wraps(fn)
-    def wrapper(*args: Any) -> None:
+    def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
-            fn(*args)
+            fn(*args, **kwargs)
         except Exception:
             log.exception("state hook %s failed (ignored)", fn.__name__)
 
@@ -197,10 +199,13 @@ def flow_hooks() -> FlowHooks:
             ctx.failed(ctx.error or _error_text(state))
 
     def _ended_abnormally(flow: Any, flow_run: Any, state: Any, what: str) -> None:
+        # Runs in the worker (the run's process may be gone). The reconcile flow it
+        # hands over to counts the failure in the workflow metrics, once.
         from tasks.run import close_abnormal_run
 
         ctx = _flow_ctx(flow_run, flow)
-        _ended(flow, flow_run, state, False, ctx)
+        extra = ctx.log_extra(status=what) if ctx else {"flow_run_id": str(flow_run.id)}
+        log.warning("flow run %s", what, extra=extra)
         if ctx is not None:
             close_abnormal_run(ctx, f"flow run {what}: {state.message or state.name}")
 

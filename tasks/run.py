@@ -49,10 +49,26 @@ def abort_run(ctx: RunContext, exc: BaseException, *, clear_resources: bool) -> 
 
 
 def close_abnormal_run(ctx: RunContext, error: str) -> None:
-    """A crash or cancellation: close the open step, fail the service, tell the client.
+    """A crash or cancellation: close the open step and hand the service to the
+    ``reconcile`` flow, which compensates, fails it and publishes the failed event.
 
-    Compensation of a crashed run is the reconciler's job (its process may be gone)."""
+    The run's own transaction never rolled back (its process may be gone), so failing
+    the row here would leave its ONT, IP and RADIUS rows behind. The idempotency key
+    is the reconciler's: if it finds the same dead run, no second reconcile run starts.
+    If Prefect can't be reached, the service stays transitional and the reconciler's
+    next pass picks it up."""
+    from prefect.deployments import run_deployment
+
+    from flows.deployments import deployment_name
+
     if ctx.current is not None:
         ctx.progress(ctx.current, "crashed", error)
-    if service.mark_failed(ctx.service_id, error, clear_resources=False):
-        ctx.failed(error)
+    try:
+        run_deployment(
+            deployment_name("reconcile"),
+            parameters={"service_id": ctx.service_id, "reason": error},
+            timeout=0,
+            idempotency_key=f"reconcile-{ctx.flow_run_id}",
+        )
+    except Exception:
+        log.exception("could not start the reconcile run", extra=ctx.log_extra())

@@ -1,5 +1,8 @@
-"""A worker's process group SIGKILLed mid-run: no hook runs, yet the service ends
-``failed`` with a failed event, compensated, within about a minute."""
+"""A run that dies mid-step ends ``failed`` with a failed event and nothing left on
+the devices, in RADIUS or IPAM: the worker's whole process group SIGKILLed (no hook
+runs; the reconciler notices) and the flow-run process alone SIGKILLed (the worker
+sees it exit, marks the run Crashed and its on_crashed hook hands the service to the
+reconcile flow at once)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -29,56 +33,95 @@ def _kill_group_and_descendants(pid: int) -> None:
         os.killpg(group, signal.SIGKILL)
 
 
+def _start_slow_provisioning(stack: Any, serial: str) -> tuple[str, dict[str, str], dict]:
+    """POST a provisioning whose ``ont add`` takes 6 s; return once it is in step 3."""
+    lab = json.loads((stack.data_dir / "lab.json").read_text())
+    ports = {d["name"]: d["port"] for d in lab["devices"]}
+    admin_call(ports["olt-1"], "faults", latency=6.0, latency_match="^ont add")
+    token = subprocess.run(
+        [*FIBERFLOW, "token", "--tenant", TENANT, "--role", "operator"],
+        env=stack_env(stack.data_dir), capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    auth = {"Authorization": f"Bearer {token}"}
+    body = {"customer_ref": "cust-kill", "plan": "100M", "olt": "olt-1",
+            "pon_port": "0/1/1", "ont_serial": serial}  # fmt: skip
+    created = httpx.post(f"{stack.api_url}/api/v1/services", json=body, headers=auth)
+    assert created.status_code == 202, created.text
+    sid = created.json()["id"]
+    events_url = f"{stack.api_url}/api/v1/services/{sid}/events"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        steps = [e["data"].get("step") for e in httpx.get(events_url, headers=auth).json()]
+        if 3 in steps:
+            return sid, auth, ports
+        time.sleep(0.2)
+    pytest.fail("the run never reached step 3")
+
+
+def _wait_failed(stack: Any, sid: str, auth: dict[str, str]) -> dict:
+    svc: dict = {}
+    started = time.monotonic()
+    while time.monotonic() - started < 240:
+        svc = httpx.get(f"{stack.api_url}/api/v1/services/{sid}", headers=auth).json()
+        if svc["status"] == "failed":
+            break
+        time.sleep(1)
+    assert svc["status"] == "failed", svc
+    return svc
+
+
+def _assert_compensated(stack: Any, svc: dict, ports: dict) -> None:
+    assert (svc["ip_address"], svc["vlan"], svc["ont_id"]) == (None, None, None)
+    assert admin_call(ports["olt-1"], "dump") == {"onts": [], "service_ports": []}
+    assert admin_call(ports["bng-1"], "dump") == {"subinterfaces": []}
+    db = sqlite3.connect(stack.data_dir / "fiberflow.db")
+    for table in ("ip_allocations", "vlan_allocations", "radcheck", "radreply"):
+        assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+
+
+def test_sigkilled_flow_run_process_is_failed_and_compensated(tmp_path: Path) -> None:
+    # The reconciler's loop is off: only the worker's crash handling can end the run.
+    with running_stack(tmp_path, FIBERFLOW_RECONCILE_INTERVAL_SECONDS="0") as stack:
+        wait_healthy(stack.api_url, stack.proc)
+        sid, auth, ports = _start_slow_provisioning(stack, "48575443AABBCC01")
+        db = sqlite3.connect(stack.data_dir / "fiberflow.db")
+        (run_process,) = db.execute(
+            "SELECT run_process FROM service_instances WHERE id = ?", (sid,)
+        ).fetchone()
+        host, _, pid = run_process.rpartition(":")
+        worker_pid = stack.info()["children"]["worker"]
+        run = psutil.Process(int(pid))
+        assert run.pid != worker_pid and worker_pid in [p.pid for p in run.parents()]
+        run.kill()
+
+        svc = _wait_failed(stack, sid, auth)
+        assert "flow run crashed" in svc["error"] and "compensated" in svc["error"], svc
+        _assert_compensated(stack, svc, ports)
+        events = httpx.get(f"{stack.api_url}/api/v1/services/{sid}/events", headers=auth).json()
+        kinds = [(e["event_type"], e["data"].get("status")) for e in events]
+        assert kinds[-2:] == [("service.provisioning.progress", "rolled_back"),
+                              ("service.provisioning.failed", None)], kinds  # fmt: skip
+        assert "flow run crashed" in events[-1]["data"]["error"]
+        assert [k for k, _ in kinds].count("service.provisioning.failed") == 1
+        # The worker lived on and still runs flows.
+        assert stack.info()["children"]["worker"] == worker_pid
+
+
 def test_sigkilled_worker_run_is_failed_and_compensated(tmp_path: Path) -> None:
     with running_stack(tmp_path, FIBERFLOW_RECONCILE_INTERVAL_SECONDS="5") as stack:
         wait_healthy(stack.api_url, stack.proc)
-        lab = json.loads((stack.data_dir / "lab.json").read_text())
-        ports = {d["name"]: d["port"] for d in lab["devices"]}
-        # Slow the OLT so the run is mid-step-3 when the worker dies.
-        admin_call(ports["olt-1"], "faults", latency=6.0, latency_match="^ont add")
-        token = subprocess.run(
-            [*FIBERFLOW, "token", "--tenant", TENANT, "--role", "operator"],
-            env=stack_env(stack.data_dir), capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        auth = {"Authorization": f"Bearer {token}"}
-        body = {"customer_ref": "cust-kill", "plan": "100M", "olt": "olt-1",
-                "pon_port": "0/1/1", "ont_serial": "48575443AABBCCDD"}  # fmt: skip
-        created = httpx.post(f"{stack.api_url}/api/v1/services", json=body, headers=auth)
-        assert created.status_code == 202, created.text
-        sid = created.json()["id"]
+        sid, auth, ports = _start_slow_provisioning(stack, "48575443AABBCCDD")
         events_url = f"{stack.api_url}/api/v1/services/{sid}/events"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            steps = [e["data"].get("step") for e in httpx.get(events_url, headers=auth).json()]
-            if 3 in steps:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the run never reached step 3")
         worker_pid = stack.info()["children"]["worker"]
         _kill_group_and_descendants(worker_pid)
-        killed_at = time.monotonic()
-
-        svc: dict = {}
-        while time.monotonic() - killed_at < 240:
-            svc = httpx.get(f"{stack.api_url}/api/v1/services/{sid}", headers=auth).json()
-            if svc["status"] == "failed":
-                break
-            time.sleep(1)
-        assert svc["status"] == "failed", svc
+        svc = _wait_failed(stack, sid, auth)
         # On the worker's own host the dead process is noticed by its pid, without
         # waiting for missed heartbeats (no timing assertion: shared machines vary).
         assert "process is gone" in svc["error"], svc["error"]
-        assert (svc["ip_address"], svc["vlan"], svc["ont_id"]) == (None, None, None)
         events = httpx.get(events_url, headers=auth).json()
         assert events[-1]["event_type"] == "service.provisioning.failed"
         assert "flow run" in events[-1]["data"]["error"]
-        # Compensated: nothing on the devices, in RADIUS or IPAM.
-        assert admin_call(ports["olt-1"], "dump") == {"onts": [], "service_ports": []}
-        assert admin_call(ports["bng-1"], "dump") == {"subinterfaces": []}
-        db = sqlite3.connect(stack.data_dir / "fiberflow.db")
-        for table in ("ip_allocations", "vlan_allocations", "radcheck", "radreply"):
-            assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+        _assert_compensated(stack, svc, ports)
         # up restarted the worker.
         assert stack.info()["children"]["worker"] != worker_pid
         assert psutil.Process(stack.info()["children"]["worker"]).is_running()

@@ -120,7 +120,7 @@ def worker(
         raise _fail("PREFECT_API_URL: no Prefect server (start `fiberflow up`, or set it)")
     os.environ.update(prefect_env(s.data_dir, api_url))
     os.environ["FIBERFLOW_DATA_DIR"] = str(s.data_dir)
-    argv = worker_argv(name or f"worker-{os.uname().nodename}-{os.getpid()}")
+    argv = worker_argv(name or f"worker-{os.uname().nodename}-{os.getpid()}", s.worker_mode)
     os.execv(argv[0], argv)
 
 

@@ -11,7 +11,7 @@ import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # Task retries on transient device errors (timeouts, dropped sessions).
     task_retries: int = Field(default=3, ge=0, le=10)
     task_retry_delay_seconds: float = Field(default=1.0, ge=0)
+    # How the worker starts a flow run's process: "warm" forks it from a server that
+    # imported Prefect and the flows once (core/worker.py); "cold" is Prefect's stock
+    # process worker (a fresh `python -m prefect.engine` per run).
+    worker_mode: Literal["warm", "cold"] = "warm"
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -73,8 +73,13 @@ WORKER_ENV = {
 }
 
 
-def worker_argv(name: str) -> list[str]:
+def worker_argv(name: str, mode: str = "warm") -> list[str]:
+    """The worker's command line: fiberflow's warm process worker (core/worker.py), or
+    Prefect's stock process worker for ``FIBERFLOW_WORKER_MODE=cold``."""
     os.environ.update(WORKER_ENV)
+    if mode == "warm":
+        return [sys.executable, "-c", "from core.worker import main; main()",
+                "--pool", WORK_POOL, "--name", name]  # fmt: skip
     return [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
             "--type", "process", "--name", name]  # fmt: skip
 
@@ -179,7 +184,8 @@ class Stack:
 
     def start_worker(self) -> None:
         env = self._child_env(**WORKER_ENV)
-        self.sup.start("worker", worker_argv(f"up-worker-{os.getpid()}"), env=env)
+        argv = worker_argv(f"up-worker-{os.getpid()}", self.settings.worker_mode)
+        self.sup.start("worker", argv, env=env)
         api = self.info["prefect_api_url"]
 
         def polling() -> bool:

@@ -1,4 +1,9 @@
-"""Annotated dependencies: settings, database session, Redis, the authenticated principal."""
+"""Annotated dependencies: settings, database session, Redis, the authenticated principal.
+
+The ones that do no blocking I/O are ``async def``: FastAPI runs a plain ``def``
+dependency in its thread pool, a thread hop per dependency per request (and, with many
+SSE connections opening, dozens of pool threads) for work that takes microseconds.
+The database session stays sync: it is the one that blocks."""
 
 from __future__ import annotations
 
@@ -18,15 +23,19 @@ SESSION_COOKIE = "fiberflow_session"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
-def get_state(request: Request) -> AppState:
+def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.fiberflow
     return state
+
+
+async def get_state(request: Request) -> AppState:
+    return app_state(request)
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings_dep(state: StateDep) -> Settings:
+async def get_settings_dep(state: StateDep) -> Settings:
     return state.settings
 
 
@@ -41,7 +50,7 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_redis(state: StateDep) -> Redis:
+async def get_redis(state: StateDep) -> Redis:
     if state.redis is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Redis is not configured")
     return state.redis
@@ -78,12 +87,8 @@ _COOKIE_SCHEME = APIKeyCookie(
 )
 
 
-def get_principal(
-    request: Request,
-    state: StateDep,
-    _bearer_scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER_SCHEME)] = None,
-    _cookie_scheme: Annotated[str | None, Depends(_COOKIE_SCHEME)] = None,
-) -> Principal:
+def authenticate(request: Request, state: AppState) -> Principal:
+    """The request's principal (Bearer header, or the portal cookie on reads), or 401."""
     token = _bearer(request)
     if not token:
         raise HTTPException(
@@ -99,13 +104,26 @@ def get_principal(
         ) from None
 
 
+async def get_principal(
+    request: Request,
+    state: StateDep,
+    _bearer_scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER_SCHEME)] = None,
+    _cookie_scheme: Annotated[str | None, Depends(_COOKIE_SCHEME)] = None,
+) -> Principal:
+    return authenticate(request, state)
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_operator(principal: PrincipalDep) -> Principal:
+def check_operator(principal: Principal) -> Principal:
     if not principal.is_operator:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this route needs the operator role")
     return principal
+
+
+async def require_operator(principal: PrincipalDep) -> Principal:
+    return check_operator(principal)
 
 
 OperatorDep = Annotated[Principal, Depends(require_operator)]

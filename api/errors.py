@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.deps import get_principal, get_state, require_operator
+from api.deps import app_state, authenticate, check_operator, get_principal, require_operator
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ def _authorize_first(request: Request) -> HTTPException | None:
     if not calls:
         return None
     try:
-        principal = get_principal(request, get_state(request))
+        principal = authenticate(request, app_state(request))
         if require_operator in calls:
-            require_operator(principal)
+            check_operator(principal)
     except HTTPException as exc:
         return exc
     return None

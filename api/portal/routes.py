@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from api.access import get_visible_service, visible
-from api.deps import StateDep, get_principal
+from api.deps import StateDep, authenticate
 from api.portal import assets, render
 from api.portal.session import clear_session_cookie, set_session_cookie, sign_in
 from core.db.models import ServiceInstance
@@ -34,7 +34,7 @@ class _PageError(Exception):
 
 def _principal(request: Request, state: StateDep) -> Principal:
     try:
-        return get_principal(request, state)
+        return authenticate(request, state)
     except HTTPException as exc:
         raise _PageError(
             render.message_page(

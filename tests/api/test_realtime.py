@@ -12,7 +12,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from api.realtime import Heartbeats
 from core.db.engine import make_engine
 from events.coalesce import Coalescer
 from events.publisher import EventPublisher, connect_sync
@@ -280,34 +279,6 @@ async def test_two_api_processes_both_deliver_every_event(
         assert one == two == [str(i) for i in ids]
     finally:
         second.stop()
-
-
-async def test_heartbeats_ticker_reaches_every_stream_and_spreads_them() -> None:
-    """One ticker for the process: every registered stream is pinged once per interval,
-    by groups; a stream that left is not pinged any more."""
-
-    class Stream:
-        def __init__(self) -> None:
-            self.beats = 0
-
-        def heartbeat(self) -> None:
-            self.beats += 1
-
-    beats = Heartbeats(interval=0.2, groups=4)
-    streams = [Stream() for _ in range(10)]
-    groups = [beats.add(s) for s in streams]  # type: ignore[arg-type]
-    assert sorted(set(groups)) == [0, 1, 2, 3] and len(beats) == 10
-    gone = streams.pop()
-    beats.discard(gone, groups.pop())  # type: ignore[arg-type]
-    try:
-        async with asyncio.timeout(WAIT):
-            while min(s.beats for s in streams) < 3:
-                await asyncio.sleep(0.01)
-    finally:
-        await beats.stop()
-    assert gone.beats == 0 and len(beats) == 9
-    # Once per interval each: no stream is more than a turn ahead of another.
-    assert max(s.beats for s in streams) - min(s.beats for s in streams) <= 1
 
 
 async def test_redis_restart_and_server_shutdown(tmp_path: Path) -> None:

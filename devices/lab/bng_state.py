@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -58,6 +59,24 @@ class BngState:
             else:
                 sub.policy_out = policy
             return True
+
+    def seed(self, sub: SubIf) -> str | None:
+        """Admin: insert a whole sub-interface as the CLI would have built it (bulk set-up
+        for benchmarks); returns why it was refused, or None. The CLI's own checks apply:
+        a sub-interface of the uplink, a VID no other one has, no IP without one."""
+        if not re.fullmatch(re.escape(self.uplink) + r"\.\d{1,9}", sub.name):
+            return f"{sub.name!r} is not a sub-interface of {self.uplink}"
+        if sub.ip_address and sub.outer_vlan is None:
+            return f"{sub.name}: an IP address needs an encapsulation"
+        with self.lock:
+            if sub.name in self.subifs:
+                return f"{sub.name} exists"
+            if sub.outer_vlan is not None:
+                owner = self.vlan_owner(sub.outer_vlan, sub.inner_vlan, other_than=sub.name)
+                if owner:
+                    return f"VID {sub.outer_vlan} is already configured on {owner}"
+            self.subifs[sub.name] = SubIf(**asdict(sub))
+            return None
 
     def reset(self) -> None:
         with self.lock:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from devices.lab.bng_state import BngState
+from devices.lab.bng_state import BngState, SubIf
 from devices.lab.cisco_cli import CiscoCli
 from devices.lab.faults import Faults, FaultSet
 from devices.lab.huawei_cli import HuaweiCli
-from devices.lab.olt_state import OltState
+from devices.lab.olt_state import OltState, ServicePort
 from devices.lab.ssh_server import SshDevice
 
 
@@ -54,7 +55,48 @@ class LabOlt(SshDevice):
             "reset": reset,
             "delete_ont": delete_ont,
             "set_ont_active": set_ont_active,
+            "seed": self.seed,
         }
+
+    def seed(
+        self,
+        onts: list[dict[str, Any]] | None = None,
+        service_ports: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Admin: insert ONTs and service-ports as ``ont add`` / ``service-port`` would,
+        without a CLI session (bulk set-up for benchmarks). Takes ``dump``'s own shape
+        (``online`` is ignored; a service-port without ``index`` gets the lowest free
+        one, as the CLI gives it). Returns the counts added and one line per refusal."""
+        added, ports, failures = 0, 0, []
+        for o in onts or []:
+            f, s, p = (int(x) for x in str(o["fsp"]).split("/"))
+            key = (f, s, p, int(o["ont_id"]))
+            desc, serial = str(o["description"]), str(o["serial"])
+            if not re.fullmatch(r"[^\"\r\n]*", desc) or not re.fullmatch(r"\S+", serial):
+                failures.append(f"ont {o['fsp']} {o['ont_id']}: not what the CLI accepts")
+                continue
+            failure = self.state.add_ont(
+                key, serial, desc, int(o["line_profile_id"]), int(o["service_profile_id"])
+            )
+            if failure is None and not o.get("active", True):
+                failure = self.state.set_active(key, False)
+            if failure:
+                failures.append(f"ont {o['fsp']} {o['ont_id']}:{failure}")
+            else:
+                added += 1
+        for sp in service_ports or []:
+            f, s, p = (int(x) for x in str(sp["fsp"]).split("/"))
+            vlan = int(sp["vlan"])
+            row = ServicePort(0, vlan, f, s, p, int(sp["ont_id"]), int(sp["gem_port"]),
+                              int(sp.get("user_vlan", vlan)))  # fmt: skip
+            index = sp.get("index")
+            failure = self.state.add_service_port(None if index is None else int(index), row)
+            if failure:
+                where = f"service-port vlan {vlan} {sp['fsp']} ont {sp['ont_id']}"
+                failures.append(f"{where}:{failure}")
+            else:
+                ports += 1
+        return {"onts": added, "service_ports": ports, "failures": failures}
 
 
 class LabBng(SshDevice):
@@ -93,4 +135,18 @@ class LabBng(SshDevice):
             "reset": reset,
             "set_policy": set_policy,
             "remove_interface": remove_interface,
+            "seed": self.seed,
         }
+
+    def seed(self, subinterfaces: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Admin: insert sub-interfaces as the CLI would have configured them, without a
+        CLI session (bulk set-up for benchmarks). Takes ``dump``'s own shape. Returns
+        the count added and one line per refusal."""
+        added, failures = 0, []
+        for item in subinterfaces or []:
+            failure = self.state.seed(SubIf(**item))
+            if failure:
+                failures.append(failure)
+            else:
+                added += 1
+        return {"subinterfaces": added, "failures": failures}

@@ -176,7 +176,13 @@ class SshDevice:
             "faults": lambda **kw: self.faults.update(**kw).to_dict(),
             "clear_faults": self._clear_faults,
             "counters": self.counters.to_dict,
+            "reset_counters": self._reset_counters,
         }
+
+    def _reset_counters(self) -> dict[str, int]:
+        """Counters back to zero (``peak_open`` to the sessions open now), state kept."""
+        self.counters.reset()
+        return self.counters.to_dict()
 
     def _clear_faults(self) -> dict[str, Any]:
         self.faults.clear()

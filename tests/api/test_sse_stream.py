@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from api.sse_stream import ConnectionLimiter, Heartbeats
+from sse_starlette import ServerSentEvent
+
+from api.sse_stream import ConnectionLimiter, Heartbeats, _WireCache
+from events.record import EventRecord
 from tests.api.sse import WAIT
 
 
@@ -47,3 +50,36 @@ def test_connection_limiter_caps_per_tenant_and_frees_slots() -> None:
     for _ in range(3):
         limiter.release("t1")
     assert limiter.open("t1") == 0  # never negative
+
+
+def _record(event_id: int) -> EventRecord:
+    return EventRecord(
+        id=event_id,
+        service_id="s1",
+        tenant_id="t1",
+        operation_id=None,
+        event_type="service.provisioning.progress",
+        data={"step": 1, "status": "validating", "message": "a\nb"},
+    )
+
+
+def test_wire_cache_encodes_once_per_event_as_sse_starlette_does() -> None:
+    cache = _WireCache(size=8)
+    first = cache.get(_record(7), "\r\n")
+    expected = ServerSentEvent(
+        data='{"step":1,"status":"validating","message":"a\\nb"}',
+        event="service.provisioning.progress",
+        id="7",
+        sep="\r\n",
+    ).encode()
+    assert first == expected
+    assert cache.get(_record(7), "\r\n") is first  # the same bytes object: not rebuilt
+    assert cache.get(_record(7), "\n") == expected.replace(b"\r\n", b"\n")
+
+
+def test_wire_cache_stays_bounded() -> None:
+    cache = _WireCache(size=8)
+    for i in range(100):
+        cache.get(_record(i), "\r\n")
+    assert len(cache._bytes) <= 8
+    assert cache.get(_record(99), "\r\n").startswith(b"id: 99")

@@ -43,6 +43,7 @@ class Counters:
         self.commands = 0
         self.open = 0  # CLI sessions open right now
         self.peak_open = 0  # most CLI sessions open at once
+        self.latency_s = 0.0  # injected latency served (every delayed line, login included)
 
     def bump(self, name: str) -> None:
         with self._lock:
@@ -53,12 +54,17 @@ class Counters:
             self.open += delta
             self.peak_open = max(self.peak_open, self.open)
 
+    def waited(self, seconds: float) -> None:
+        with self._lock:
+            self.latency_s += seconds
+
     def reset(self) -> None:
         with self._lock:
             self.connections = self.logins = self.commands = 0
+            self.latency_s = 0.0
             self.peak_open = self.open
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, float]:
         with self._lock:
             return {
                 "connections": self.connections,
@@ -66,6 +72,7 @@ class Counters:
                 "commands": self.commands,
                 "open": self.open,
                 "peak_open": self.peak_open,
+                "latency_s": round(self.latency_s, 3),
             }
 
 
@@ -179,7 +186,7 @@ class SshDevice:
             "reset_counters": self._reset_counters,
         }
 
-    def _reset_counters(self) -> dict[str, int]:
+    def _reset_counters(self) -> dict[str, float]:
         """Counters back to zero (``peak_open`` to the sessions open now), state kept."""
         self.counters.reset()
         return self.counters.to_dict()
@@ -250,6 +257,7 @@ class SshDevice:
         out.write(line + "\r\n")  # the echo a pty gives
         delay = self.faults.latency_for(command) if command else 0.0
         if delay:
+            self.counters.waited(delay)
             await asyncio.sleep(delay)
         if command and self.faults.drops(command):
             if self.faults.snapshot().drop_after_run:

@@ -100,3 +100,13 @@ def test_seed_and_reset_counters_over_the_admin_channel(
     after = admin_call(lab_olt.port, "reset_counters")
     assert after["logins"] == after["commands"] == after["peak_open"] == 0
     assert len(lab_olt.state.dump()["onts"]) == 2  # state kept
+
+
+def test_counters_add_up_the_latency_served(olt_inventory: Olt, lab_olt: LabOlt) -> None:
+    lab_olt.faults.update(latency=0.01, latency_match=r"^display ont info")
+    olt = HuaweiOlt(olt_inventory)
+    olt.get_ont("0/1/3", 0)
+    olt.get_ont("0/1/3", 1)
+    assert lab_olt.counters.to_dict()["latency_s"] == 0.02  # two delayed lines
+    lab_olt.admin("reset_counters")
+    assert lab_olt.counters.to_dict()["latency_s"] == 0

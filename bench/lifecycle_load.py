@@ -1,5 +1,6 @@
-"""The load of the lifecycle benchmark: N provisionings POSTed at once, each followed
-over SSE to its end; and a sampler of the worker's flow-run processes."""
+"""The load of the lifecycle benchmarks: N provisionings POSTed at once (or any
+lifecycle operation, ``post_and_follow``), each followed over SSE to its end; and a
+sampler of the worker's flow-run processes."""
 
 from __future__ import annotations
 
@@ -21,9 +22,16 @@ STREAM = "/api/v1/realtime/service-lifecycle/{}"
 
 @dataclass
 class Run:
-    """One provisioning as the client saw it (wall-clock seconds, time.time())."""
+    """One lifecycle operation as the client saw it (wall-clock seconds, time.time()).
+
+    A provisioning POSTs ``body`` to ``/api/v1/services``; another operation POSTs to
+    ``/api/v1/services/{id}/suspend|resume|terminate`` (``path``) with ``service_id``
+    set beforehand."""
 
     body: dict[str, str]
+    operation: str = "provisioning"
+    path: str = "/api/v1/services"
+    flow_run_id: str | None = None  # from the 202; only this run's events count
     posted_at: float = 0.0
     accepted_at: float = 0.0
     status: int = 0
@@ -60,15 +68,26 @@ def _ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-async def _one(client: httpx.AsyncClient, run: Run, deadline: float, stop: threading.Event) -> None:
+async def post_and_follow(
+    client: httpx.AsyncClient,
+    run: Run,
+    deadline: float,
+    stop: threading.Event,
+    on_accepted: Callable[[Run], None] | None = None,
+) -> None:
+    """POST ``run`` and follow its service over SSE until the run's completed/failed
+    event (or the deadline); ``on_accepted`` is called right after the 202."""
     run.posted_at = time.time()
     try:
-        resp = await client.post("/api/v1/services", json=run.body)
+        resp = await client.post(run.path, json=run.body or None)
         run.accepted_at, run.status = time.time(), resp.status_code
         if resp.status_code != 202:
             run.outcome, run.error = "rejected", resp.text[:200]
             return
-        run.service_id = resp.json()["id"]
+        accepted = resp.json()
+        run.service_id, run.flow_run_id = accepted["id"], accepted.get("flow_run_id")
+        if on_accepted is not None:
+            on_accepted(run)
         timeout = httpx.Timeout(10, read=max(1.0, deadline - time.time()))
         async with client.stream("GET", STREAM.format(run.service_id), timeout=timeout) as stream:
             kind = None
@@ -86,6 +105,8 @@ async def _one(client: httpx.AsyncClient, run: Run, deadline: float, stop: threa
 
 
 def _event(run: Run, kind: str, data: dict[str, Any]) -> None:
+    if run.flow_run_id and data.get("flow_run_id") not in (None, run.flow_run_id):
+        return  # the catch-up of the service's previous operation
     now = time.time()
     run.events += 1
     if kind.endswith(".progress"):
@@ -111,7 +132,7 @@ async def provision_all(
     async with httpx.AsyncClient(
         base_url=api_url, headers=headers, limits=limits, timeout=120
     ) as client:
-        await asyncio.gather(*(_one(client, r, deadline, stop) for r in runs))
+        await asyncio.gather(*(post_and_follow(client, r, deadline, stop) for r in runs))
     return runs
 
 

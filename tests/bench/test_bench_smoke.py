@@ -22,6 +22,7 @@ HANG_GUARD = {
     "hook_overhead": 240,
     "lifecycle_throughput": 600,
     "scale_out": 600,
+    "load": 900,
 }
 
 
@@ -97,3 +98,27 @@ def test_scale_out_small_with_two_workers(tmp_path: Path) -> None:
     (entry,) = data["sweep"]
     assert entry["workers"] == 2
     _check_runs(entry["runs"], 2)
+
+
+@pytest.mark.slow
+def test_load_small(tmp_path: Path) -> None:
+    text, data = run_bench("load", tmp_path, "--small")
+    assert "## Load" in text and "provisioning alone (baseline)" in text
+    assert data["errors"] == [] and data["refused_409"] == 0
+    assert [r["operation"] for r in data["baseline"]] == [
+        "provisioning", "suspension", "resumption", "termination"
+    ]  # fmt: skip
+    assert all(r["outcome"] == "completed" for r in data["baseline"])
+    runs = data["runs"]
+    assert len(runs) == 5 and runs[0]["operation"] == "provisioning"
+    assert all(r["status"] == 202 and r["outcome"] == "completed" for r in runs), runs
+    assert data["services"] == sum(r["operation"] == "provisioning" for r in runs)
+    sse = data["sse"]
+    assert sse["clients"] == sse["connected"] == 20, data["listener_errors"]
+    assert sse["connect_errors"] == 0
+    assert sse["planned_reconnects"] > 0 and sse["connections"] >= 20 + sse["planned_reconnects"]
+    # Every listener got every event from its start point on, once, in order.
+    assert sse["delivered"] >= 20
+    assert sse["lost"] == sse["duplicates"] == sse["out_of_order"] == sse["unknown"] == 0, sse
+    assert sse["bad_start"] == 0
+    assert data["history_events"] > 0 and data["peak_in_flight"] >= 1

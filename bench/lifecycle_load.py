@@ -176,7 +176,8 @@ class RunProcesses:
             self.peak = max(self.peak, len(runs))
             for p in runs:
                 try:
-                    rss = p.memory_info().rss / 2**20
+                    # USS: a forked run shares its parent's pages; count what is its own.
+                    rss = p.memory_full_info().uss / 2**20
                     t = p.cpu_times()
                 except psutil.Error:
                     continue
@@ -189,9 +190,15 @@ class RunProcesses:
 
 
 def _is_run(p: psutil.Process) -> bool:
-    """A flow-run process: the process worker starts ``python -m prefect.engine``."""
+    """A flow-run process: Prefect's stock worker starts ``python -m prefect.engine``;
+    fiberflow's warm worker forks each run from its forkserver (core/worker.py)."""
     try:
-        return "prefect.engine" in p.cmdline() and p.status() != psutil.STATUS_ZOMBIE
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if "prefect.engine" in p.cmdline():
+            return True
+        parent = p.parent()
+        return parent is not None and "multiprocessing.forkserver" in " ".join(parent.cmdline())
     except psutil.Error:
         return False
 

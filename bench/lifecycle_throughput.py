@@ -172,12 +172,13 @@ class Measured:
     load: str
 
 
-def measure(args: argparse.Namespace, tmp: Path) -> Measured:
+def measure(args: argparse.Namespace, tmp: Path, worker_mode: str = "warm") -> Measured:
     """Start the stack, run the baseline then the load, stop everything."""
     # One tenant orders them all: lift its SSE cap and its create rate limit (0 = off).
     env = {
         "FIBERFLOW_SSE_MAX_CONNECTIONS_PER_TENANT": str(args.n + 100),
         "FIBERFLOW_CREATE_RATE_PER_MINUTE": "0",
+        "FIBERFLOW_WORKER_MODE": worker_mode,
     }
     sup = Supervisor(tmp / "bench-logs")
     with running_stack(tmp, **env) as stack:
@@ -225,6 +226,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--small", action="store_true", help="tiny run: 2 provisionings")
     ap.add_argument("--n", type=int, default=20, help="concurrent provisionings")
     ap.add_argument("--workers", type=int, default=1, help="process workers (1: up's own)")
+    ap.add_argument(
+        "--worker-modes",
+        default="warm,cold",
+        help="FIBERFLOW_WORKER_MODE per stack, in order (cold: Prefect's stock worker)",
+    )
     ap.add_argument("--latency", type=float, default=0.2, help="lab per-command latency, s")
     ap.add_argument("--timeout", type=float, default=900.0, help="bound on the load phase, s")
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown to append to")
@@ -236,23 +242,62 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+MODE_LABEL = {
+    "warm": "warm worker (forked from a preloaded server)",
+    "cold": "cold worker (Prefect's `python -m prefect.engine` per run)",
+}
+
+
 def main(argv: list[str] | None = None) -> Section:
     args = parse_args(argv)
+    modes = [m.strip() for m in args.worker_modes.split(",") if m.strip()]
     section = Section("Lifecycle throughput")
-    table = Table(HEADERS)
-    with tempfile.TemporaryDirectory(prefix="bench-life-") as tmp:
-        m = measure(args, Path(tmp))
-    alone, runs, procs, device_s = m.alone, m.runs, m.procs, m.device_s
-    devices, startup = m.devices, m.startup
-    alone_load, load = m.alone_load, m.load
-    table.rows.append(phase("1 provisioning alone (baseline)", alone, device_s, None, alone_load))
-    table.rows.append(phase(f"{args.n} at once", runs, device_s, procs, load))
+    table = Table(["worker", *HEADERS])
+    phases: list[tuple[str, list[Run]]] = []
+    data: dict[str, object] = {}
+    for mode in modes:
+        with tempfile.TemporaryDirectory(prefix="bench-life-") as tmp:
+            m = measure(args, Path(tmp), mode)
+        label = MODE_LABEL.get(mode, mode)
+        table.rows.append(
+            [
+                label,
+                *phase("1 provisioning alone (baseline)", m.alone, m.device_s, None, m.alone_load),
+            ]
+        )
+        table.rows.append([label, *phase(f"{args.n} at once", m.runs, m.device_s, m.procs, m.load)])
+        phases += [(f"{mode}: alone", m.alone), (f"{mode}: {args.n} at once", m.runs)]
+        errors = {r.error for r in [*m.alone, *m.runs] if r.error}
+        if errors:
+            section.notes.append(f"{mode}: errors: " + "; ".join(sorted(errors))[:600])
+        if m.procs.low_memory:
+            section.notes.append(
+                f"{mode}: stopped early: available memory fell below {MIN_AVAILABLE_GIB} GiB"
+            )
+        rss = Dist.of(m.procs.rss_mb.values())
+        if rss.n:
+            fit = psutil.virtual_memory().total / 2**20 / rss.p50
+            section.notes.append(
+                f"{mode}: {rss.n} flow-run processes seen; at {rss.p50:.0f} MB each "
+                f"(memory of their own, USS: shared pages of a forked process count once), "
+                f"the machine's RAM holds about {fit:.0f} concurrent runs."
+            )
+        data[mode] = {
+            "alone": [asdict(r) for r in m.alone],
+            "runs": [asdict(r) for r in m.runs],
+            "device_seconds": m.device_s,
+            "peak_run_processes": m.procs.peak,
+            "run_process_rss_mb": list(m.procs.rss_mb.values()),
+            "run_process_cpu_s": list(m.procs.cpu_s.values()),
+            "startup_s": m.startup,
+            "devices": m.devices,
+        }
     section.tables.append(
         (
-            f"`fiberflow up` on embedded defaults (SQLite, local Prefect server), "
-            f"{args.workers} process worker(s), {devices} lab SSH devices at "
+            f"`fiberflow up` on embedded defaults (SQLite, local Prefect server), one fresh "
+            f"stack per worker mode, {args.workers} worker(s), lab SSH devices at "
             f"{args.latency:g} s per command, per-device session limit from the lab "
-            f"inventory; stack ready in {startup:.0f} s.",
+            f"inventory. RSS / run proc is the memory of its own (USS).",
             table,
         )
     )
@@ -260,30 +305,10 @@ def main(argv: list[str] | None = None) -> Section:
         (
             "Where a run's time goes: p50 seconds per step, from one step's "
             "first progress event to the next (event timestamps):",
-            steps_table([("alone", alone), (f"{args.n} at once", runs)]),
+            steps_table(phases),
         )
     )
-    errors = {r.error for r in [*alone, *runs] if r.error}
-    if errors:
-        section.notes.append("errors: " + "; ".join(sorted(errors))[:600])
-    if procs.low_memory:
-        section.notes.append(f"stopped early: available memory fell below {MIN_AVAILABLE_GIB} GiB")
-    rss = Dist.of(procs.rss_mb.values())
-    if rss.n:
-        fit = psutil.virtual_memory().total / 2**20 / rss.p50
-        section.notes.append(
-            f"{rss.n} flow-run processes seen; at {rss.p50:.0f} MB each, the machine's RAM "
-            f"holds about {fit:.0f} concurrent runs before anything else is counted."
-        )
-    section.data = {
-        "alone": [asdict(r) for r in alone],
-        "runs": [asdict(r) for r in runs],
-        "device_seconds": device_s,
-        "peak_run_processes": procs.peak,
-        "run_process_rss_mb": list(procs.rss_mb.values()),
-        "startup_s": startup,
-        "workers": args.workers,
-    }
+    section.data = {"workers": args.workers, "modes": data}
     section.save(args.output, args.json)
     return section
 

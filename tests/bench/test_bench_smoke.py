@@ -84,11 +84,16 @@ def _check_runs(runs: list[dict[str, Any]], n: int) -> None:
 def test_lifecycle_throughput_small(tmp_path: Path) -> None:
     text, data = run_bench("lifecycle_throughput", tmp_path, "--small")
     assert "## Lifecycle throughput" in text and "1 provisioning alone (baseline)" in text
-    _check_runs(data["alone"], 1)
-    _check_runs(data["runs"], 2)
-    assert data["peak_run_processes"] >= 1 and data["run_process_rss_mb"]
-    ids = [r["service_id"] for r in data["runs"]]
-    assert all(data["device_seconds"].get(i, 0) > 0 for i in ids)  # commands were audited
+    # Both worker modes, each in a stack of its own, in one run (the cold one is the
+    # baseline of the warm one).
+    assert set(data["modes"]) == {"warm", "cold"}
+    for mode in data["modes"].values():
+        _check_runs(mode["alone"], 1)
+        _check_runs(mode["runs"], 2)
+        # The sampler found the flow-run processes (forked or spawned).
+        assert mode["peak_run_processes"] >= 1 and mode["run_process_rss_mb"]
+        ids = [r["service_id"] for r in mode["runs"]]
+        assert all(mode["device_seconds"].get(i, 0) > 0 for i in ids)  # commands audited
 
 
 @pytest.mark.slow

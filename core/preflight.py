@@ -34,23 +34,21 @@ def port_free(option: str, port: int) -> None:
         raise ConfigError(option, f"127.0.0.1:{port} is already in use")
 
 
-def database(url: str) -> None:
-    normalized = normalize_url(url)  # raises ConfigError for a malformed URL
+def database(url: str, variable: str = "FIBERFLOW_DATABASE_URL") -> None:
+    normalized = normalize_url(url, variable)  # raises ConfigError for a malformed URL
     shown = make_url(normalized).render_as_string(hide_password=True)
     if normalized.startswith("sqlite"):
         db_path = make_url(normalized).database or ""
         parent = Path(db_path).expanduser().resolve().parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise ConfigError("FIBERFLOW_DATABASE_URL", f"{parent} is not a writable directory")
+            raise ConfigError(variable, f"{parent} is not a writable directory")
     engine = make_engine(normalized)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:160]
-        raise ConfigError(
-            "FIBERFLOW_DATABASE_URL", f"cannot connect to {shown}: {reason}"
-        ) from None
+        raise ConfigError(variable, f"cannot connect to {shown}: {reason}") from None
     finally:
         engine.dispose()
 

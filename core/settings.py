@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     # Service creates per tenant per minute (token bucket in Redis; 0: no limit).
     create_rate_per_minute: int = Field(default=60, ge=0)
     prefect_api_url: str | None = None
+    prefect_database_url: str | None = Field(
+        default=None,
+        description="database of the Prefect server `up` starts: postgresql://USER@HOST:PORT/DB "
+        "(default SQLite in DATA_DIR, which answers 'database is locked' under concurrent runs)",
+    )
     # Seconds between the API's checks for services whose flow run died (0: off).
     reconcile_interval_seconds: float = Field(default=15.0, ge=0)
     # How long provisioning's test step waits for a new ONT to report online.

@@ -21,8 +21,10 @@ from typing import Any
 
 import httpx
 import redis
+from sqlalchemy.engine import make_url
 
 from core import preflight
+from core.db.engine import normalize_url
 from core.db.migrate import upgrade
 from core.metrics import MULTIPROC_ENV, metrics_dir, reset_metrics_dir
 from core.procs import Child, Supervisor, free_port
@@ -46,14 +48,27 @@ class UpOptions:
     host: str = "127.0.0.1"
 
 
-def prefect_env(data_dir: Path, api_url: str | None) -> dict[str, str]:
+def prefect_database_url(data_dir: Path, url: str | None) -> str:
+    """The Prefect server's SQLAlchemy URL (async drivers: asyncpg, aiosqlite)."""
+    if not url:
+        return f"sqlite+aiosqlite:///{data_dir / 'prefect' / 'prefect.db'}"
+    parsed = make_url(normalize_url(url, "FIBERFLOW_PREFECT_DATABASE_URL"))
+    driver = (
+        "postgresql+asyncpg" if parsed.get_backend_name() == "postgresql" else "sqlite+aiosqlite"
+    )
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def prefect_env(
+    data_dir: Path, api_url: str | None, database_url: str | None = None
+) -> dict[str, str]:
     """Environment for every Prefect process of this stack (server, worker, flow runs)."""
     home = data_dir / "prefect"
     home.mkdir(parents=True, exist_ok=True)
     env = {
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_database_url(data_dir, database_url),
         "PREFECT_UI_ENABLED": "true",
         "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
     }
@@ -113,6 +128,8 @@ class Stack:
         s.jwt_key()
         db_url = s.database_url or f"sqlite:///{self.data_dir / 'fiberflow.db'}"
         preflight.database(db_url)
+        if s.prefect_database_url:
+            preflight.database(s.prefect_database_url, "FIBERFLOW_PREFECT_DATABASE_URL")
         if s.redis_url:
             preflight.redis_url(s.redis_url)
         if s.inventory is not None:
@@ -126,7 +143,8 @@ class Stack:
 
     def _child_env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(prefect_env(self.data_dir, self.info.get("prefect_api_url")))
+        api_url = self.info.get("prefect_api_url")
+        env.update(prefect_env(self.data_dir, api_url, self.settings.prefect_database_url))
         env["FIBERFLOW_DATA_DIR"] = str(self.data_dir)
         env[MULTIPROC_ENV] = str(metrics_dir(self.data_dir))  # metrics add up (core/metrics)
         env.update(extra)

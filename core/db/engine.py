@@ -14,25 +14,25 @@ from core.settings import ConfigError
 _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
 
 
-def normalize_url(url: str) -> str:
+def normalize_url(url: str, variable: str = "FIBERFLOW_DATABASE_URL") -> str:
     """``postgresql://u@h/db`` -> psycopg 3 driver; ``sqlite:///path`` unchanged.
 
-    Raises ConfigError naming FIBERFLOW_DATABASE_URL for anything else.
+    Raises ConfigError naming ``variable`` for anything else.
     """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ConfigError("FIBERFLOW_DATABASE_URL", f"malformed URL {url!r}") from exc
+        raise ConfigError(variable, f"malformed URL {url!r}") from exc
     backend = parsed.get_backend_name()
     if backend not in ("postgresql", "postgres", "sqlite"):
         raise ConfigError(
-            "FIBERFLOW_DATABASE_URL",
+            variable,
             f"unsupported scheme {parsed.drivername!r} (postgresql, sqlite)",
         )
     if parsed.drivername in _DRIVERS:
         parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
     if backend == "sqlite" and parsed.database in (None, ""):
-        raise ConfigError("FIBERFLOW_DATABASE_URL", "sqlite URL needs a file path")
+        raise ConfigError(variable, "sqlite URL needs a file path")
     return parsed.render_as_string(hide_password=False)
 
 

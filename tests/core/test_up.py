@@ -11,7 +11,11 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from sqlalchemy import text
 
+from core.db.engine import make_engine
+from flows.deployments import DEPLOYMENTS
+from tests.fixtures.databases import throwaway_pg_database
 from tests.fixtures.stack import FIBERFLOW, processes_of, running_stack, stack_env, wait_healthy
 
 pytestmark = pytest.mark.slow
@@ -52,10 +56,12 @@ def test_two_stacks_side_by_side_on_postgres_and_machine_redis(
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     with (
+        throwaway_pg_database("fiberflow_prefect") as prefect_db,
         running_stack(tmp_path / "a") as a,
         running_stack(
             tmp_path / "b",
             FIBERFLOW_DATABASE_URL=pg_database,
+            FIBERFLOW_PREFECT_DATABASE_URL=prefect_db,
             FIBERFLOW_REDIS_URL="redis://127.0.0.1:6379/3",
         ) as b,
     ):
@@ -63,6 +69,13 @@ def test_two_stacks_side_by_side_on_postgres_and_machine_redis(
         assert set(wait_healthy(b.api_url, b.proc).values()) == {"ok"}
         assert b.info()["redis_url"] == "redis://127.0.0.1:6379/3"
         assert "redis" not in b.info()["children"]
+        # b's Prefect server keeps its deployments in PostgreSQL, not in a SQLite file.
+        assert not (b.data_dir / "prefect" / "prefect.db").exists()
+        engine = make_engine(prefect_db)
+        with engine.connect() as conn:
+            names = set(conn.execute(text("SELECT name FROM deployment")).scalars())
+        engine.dispose()
+        assert {spec.name for spec in DEPLOYMENTS} <= names
         _stop_and_check_nothing_left(b, signal.SIGINT)
         _stop_and_check_nothing_left(a)
 
@@ -94,6 +107,11 @@ def _up_fails(tmp_path: Path, *args: str, **env: str) -> str:
         ),
         ({"FIBERFLOW_DATABASE_URL": "mysql+nothing://x"}, "FIBERFLOW_DATABASE_URL"),
         ({"FIBERFLOW_DATABASE_URL": "::not a url::"}, "FIBERFLOW_DATABASE_URL"),
+        (
+            {"FIBERFLOW_PREFECT_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+            "FIBERFLOW_PREFECT_DATABASE_URL",
+        ),
+        ({"FIBERFLOW_PREFECT_DATABASE_URL": "mysql://x/y"}, "FIBERFLOW_PREFECT_DATABASE_URL"),
         ({"FIBERFLOW_REDIS_URL": "redis://127.0.0.1:1/0"}, "FIBERFLOW_REDIS_URL"),
         ({"FIBERFLOW_REDIS_URL": "http://nope"}, "FIBERFLOW_REDIS_URL"),
         ({"FIBERFLOW_DEV_MODE": "0"}, "FIBERFLOW_JWT_SECRET"),

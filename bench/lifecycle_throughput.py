@@ -39,6 +39,7 @@ from core.db.models import DeviceCommandAudit
 from core.procs import Supervisor
 from core.tokens import issue
 from devices.lab.admin import admin_call
+from tests.fixtures.databases import throwaway_pg_database
 from tests.fixtures.stack import FIBERFLOW, running_stack, stack_env, wait_healthy
 
 log = logging.getLogger(__name__)
@@ -172,13 +173,27 @@ class Measured:
     load: str
 
 
-def measure(args: argparse.Namespace, tmp: Path, worker_mode: str = "warm") -> Measured:
-    """Start the stack, run the baseline then the load, stop everything."""
+def measure(args: argparse.Namespace, tmp: Path, variant: str = "warm") -> Measured:
+    """Start the stack, run the baseline then the load, stop everything.
+
+    ``variant``: the worker mode (``warm``/``cold``), ``:pg`` to put the Prefect
+    server on a throwaway PostgreSQL database instead of SQLite."""
+    worker_mode, _, prefect_db = variant.partition(":")
+    if prefect_db == "pg":
+        with throwaway_pg_database("fiberflow_bench_prefect") as url:
+            return _measure(args, tmp, worker_mode, url)
+    return _measure(args, tmp, worker_mode, None)
+
+
+def _measure(
+    args: argparse.Namespace, tmp: Path, worker_mode: str, prefect_db: str | None
+) -> Measured:
     # One tenant orders them all: lift its SSE cap and its create rate limit (0 = off).
     env = {
         "FIBERFLOW_SSE_MAX_CONNECTIONS_PER_TENANT": str(args.n + 100),
         "FIBERFLOW_CREATE_RATE_PER_MINUTE": "0",
         "FIBERFLOW_WORKER_MODE": worker_mode,
+        **({"FIBERFLOW_PREFECT_DATABASE_URL": prefect_db} if prefect_db else {}),
     }
     sup = Supervisor(tmp / "bench-logs")
     with running_stack(tmp, **env) as stack:
@@ -229,7 +244,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--worker-modes",
         default="warm,cold",
-        help="FIBERFLOW_WORKER_MODE per stack, in order (cold: Prefect's stock worker)",
+        help="one stack each, in order: FIBERFLOW_WORKER_MODE (warm, cold: Prefect's stock "
+        "worker), ':pg' = Prefect server on PostgreSQL, e.g. warm,cold,warm:pg",
     )
     ap.add_argument("--latency", type=float, default=0.2, help="lab per-command latency, s")
     ap.add_argument("--timeout", type=float, default=900.0, help="bound on the load phase, s")
@@ -245,6 +261,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 MODE_LABEL = {
     "warm": "warm worker (forked from a preloaded server)",
     "cold": "cold worker (Prefect's `python -m prefect.engine` per run)",
+    "warm:pg": "warm worker, Prefect server on PostgreSQL",
+    "cold:pg": "cold worker, Prefect server on PostgreSQL",
 }
 
 
@@ -294,8 +312,9 @@ def main(argv: list[str] | None = None) -> Section:
         }
     section.tables.append(
         (
-            f"`fiberflow up` on embedded defaults (SQLite, local Prefect server), one fresh "
-            f"stack per worker mode, {args.workers} worker(s), lab SSH devices at "
+            f"`fiberflow up` on embedded defaults (SQLite, local Prefect server on SQLite "
+            f"unless the row says PostgreSQL), one fresh stack per row pair, "
+            f"{args.workers} worker(s), lab SSH devices at "
             f"{args.latency:g} s per command, per-device session limit from the lab "
             f"inventory. RSS / run proc is the memory of its own (USS).",
             table,

@@ -69,6 +69,11 @@ def prefect_env(
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_API_DATABASE_CONNECTION_URL": prefect_database_url(data_dir, database_url),
+        # A run denied a device slot is told to retry after the slot's average occupancy
+        # times the queue ahead of it, capped here (Prefect's default cap: 30 s). Device
+        # sessions last seconds: at 30 s slots sat idle while waiters slept
+        # (bench.reprovision_bulk). Production Prefect servers want the same setting.
+        "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
         "PREFECT_UI_ENABLED": "true",
         "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
     }

@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import multiprocessing.context
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -37,6 +38,9 @@ import anyio.abc
 from prefect.runner._flow_run_executor import FlowRunExecutorContext
 from prefect.runner._process_manager import ProcessHandle
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+
+from core.procs import die_with_parent
+from core.settings import get_settings
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -58,6 +62,8 @@ PRELOAD = (
     "core.worker",
 )
 CONTROL_KEYS = ("PREFECT__CONTROL_PORT", "PREFECT__CONTROL_TOKEN")
+POLL_SECONDS = 0.25  # how often a run's exit is checked (a poll is one select() on a pipe)
+TERMINATE_GRACE_SECONDS = 30.0
 
 _context_lock = threading.Lock()
 _context: multiprocessing.context.ForkServerContext | None = None
@@ -87,8 +93,11 @@ def _noop() -> None:
 
 def run_flow_run(flow_run_id: str, startup_env: dict[str, str], env: dict[str, str | None]) -> None:
     """The child: ``python -m prefect.engine <id>``, minus the imports."""
-    # Consumed before anything connects (as prefect.flow_engine's subprocess bootstrap
-    # does), then removed so nothing the run starts inherits the one-shot token.
+    # A run never outlives its forkserver, which exits with the worker: an orphaned run
+    # would go on driving devices while the reconciler compensates its service.
+    die_with_parent(signal.SIGKILL)
+    # Consumed before anything connects, as prefect.flow_engine's subprocess bootstrap
+    # does (configure_from_env() removes them again).
     os.environ.update(startup_env)
     from prefect._internal.control_listener import configure_from_env
     from prefect.context import SettingsContext, get_settings_context
@@ -98,15 +107,15 @@ def run_flow_run(flow_run_id: str, startup_env: dict[str, str], env: dict[str, s
     from prefect.settings import Settings
 
     configure_from_env()
-    for key in CONTROL_KEYS:
-        os.environ.pop(key, None)
     for key, value in env.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    # Settings were read when the forkserver imported Prefect: read them again from
-    # this run's environment (API URL, flow run id, logging).
+    # Settings were read when the forkserver imported Prefect and fiberflow: read them
+    # again from this run's environment (API URL, flow run id, FIBERFLOW_*). Task
+    # options bound at import (retries) keep the worker's values.
+    get_settings.cache_clear()
     with SettingsContext(profile=get_settings_context().profile, settings=Settings()):
         run_id = UUID(flow_run_id)
         with handle_engine_signals(run_id):
@@ -114,6 +123,8 @@ def run_flow_run(flow_run_id: str, startup_env: dict[str, str], env: dict[str, s
             flow = load_flow(flow_run)
             # Errors go to the run's log in the Prefect UI, as prefect.engine does it.
             run_logger = cast(logging.Logger, flow_run_logger(flow_run=flow_run))
+            if flow.isasync or flow.isgenerator:
+                raise TypeError(f"flow {flow.name!r}: the warm worker runs plain sync flows")
             run_flow(flow, flow_run=flow_run, error_logger=run_logger)
 
 
@@ -151,15 +162,36 @@ class ForkserverStarter:
                 args=(str(flow_run.id), startup, env),
                 name=f"flow-run-{flow_run.id}",
             )
-            await anyio.to_thread.run_sync(process.start)
+            # Every multiprocessing call stays on the event loop's thread: start() polls
+            # the other children, and two threads polling one forkserver sentinel can
+            # read a real exit code as 255 (EOF). A start is one forkserver round trip.
+            process.start()
             handle = ProcessHandle(process)  # type: ignore[arg-type]  # a ForkServerProcess
             task_status.started(handle)
             handed_off = True
-            await anyio.to_thread.run_sync(process.join)
         except BaseException:
             if registered and not handed_off and self._control_channel is not None:
                 self._control_channel.unregister(flow_run.id)
             raise
+        await _wait(process)
+
+
+async def _wait(process: multiprocessing.process.BaseProcess) -> None:
+    """Until the run's process exits. Cancelled (the worker is stopping): the run gets
+    SIGTERM (Prefect's engine marks it), then SIGKILL after a grace period, as
+    Prefect's own subprocess runs do."""
+    try:
+        while process.exitcode is None:
+            await anyio.sleep(POLL_SECONDS)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            process.terminate()
+            with anyio.move_on_after(TERMINATE_GRACE_SECONDS):
+                while process.exitcode is None:
+                    await anyio.sleep(0.1)
+            if process.exitcode is None:
+                process.kill()
+        raise
 
 
 # Prefect registers worker classes by ``type``; this one takes over "process" in the
@@ -181,6 +213,10 @@ class WarmProcessWorker(ProcessWorker):
     ) -> ProcessWorkerResult:
         from prefect.flows import load_flow_from_flow_run
 
+        if configuration._command_configured or configuration.working_dir:
+            # A job that sets its own command or working directory gets Prefect's
+            # stock process start (it runs what it was told to, where it was told to).
+            return await super().run(flow_run, configuration, task_status)
         status = task_status if task_status is not None else anyio.TASK_STATUS_IGNORED
         execution: Any = None
         async with FlowRunExecutorContext() as ctx:

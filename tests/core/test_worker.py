@@ -8,8 +8,11 @@ silently (a preload module that does not import is skipped without a word)."""
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
 import sys
-import threading
+from multiprocessing import forkserver
+
+import psutil
 
 from core import worker
 from core.stack import worker_argv
@@ -17,26 +20,33 @@ from flows.deployments import DEPLOYMENTS
 
 
 def _report(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    queue.put(
-        {
-            "loaded": sorted(m for m in worker.PRELOAD if m in sys.modules),
-            "threads": threading.active_count(),
-        }
-    )
+    queue.put(sorted(m for m in worker.PRELOAD if m in sys.modules))
 
 
-def test_children_start_with_prefect_and_every_flow_imported() -> None:
+# Unpickling the child's target imports this module (and so core.worker and Prefect)
+# in the child first: only the flow modules, which nothing here imports, show that the
+# forkserver preloaded them.
+FLOW_MODULES = sorted(m for m in worker.PRELOAD if m.startswith("flows."))
+
+
+def test_children_start_with_every_flow_imported_from_a_single_threaded_server() -> None:
+    # What the child imports by itself (this module) must not include them, else the
+    # check below proves nothing.
+    probe = "import sys, tests.core.test_worker as t; print(set(t.FLOW_MODULES) & set(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "set()", out
     ctx = worker.warm_context()
     queue = ctx.Queue()
     child = ctx.Process(target=_report, args=(queue,))
     child.start()
-    report = queue.get(timeout=120)
+    loaded = queue.get(timeout=120)
     child.join(30)
     assert child.exitcode == 0
-    assert report["loaded"] == sorted(worker.PRELOAD)
-    # Forked from a single-threaded server: no thread state (locks, Prefect's log
-    # shipper) copied half-way into the run's process.
-    assert report["threads"] == 1
+    assert set(FLOW_MODULES) <= set(loaded)
+    # Children fork from it: a thread there (a lock held, Prefect's log shipper) would
+    # be copied half-way into every run.
+    server = psutil.Process(forkserver._forkserver._forkserver_pid)  # type: ignore[attr-defined]
+    assert server.num_threads() == 1
 
 
 def test_every_deployed_flow_module_is_preloaded() -> None:
@@ -46,7 +56,7 @@ def test_every_deployed_flow_module_is_preloaded() -> None:
 
 def test_worker_mode_chooses_the_command() -> None:
     warm = worker_argv("w1", "warm")
-    assert warm[1:3] == ["-c", "from core.worker import main; main()"]
+    assert warm[1:4] == ["-P", "-c", "from core.worker import main; main()"]
     assert warm[-4:] == ["--pool", "fiberflow", "--name", "w1"]
     cold = worker_argv("w1", "cold")
     assert cold[1:5] == ["-m", "prefect", "worker", "start"] and "--type" in cold

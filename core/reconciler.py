@@ -138,22 +138,15 @@ async def mark_crashed(prefect_api: str, flow_run_id: str, reason: str) -> None:
 
 async def reconcile_once(sessions: sessionmaker[Session], prefect_api: str) -> list[Stuck]:
     """One pass: find dead runs, mark them Crashed, start a reconcile run for each."""
-    from prefect.deployments.flow_runs import arun_deployment
-
-    from flows.deployments import deployment_name
+    from tasks.handoff import astart_reconcile
 
     stuck = await find_stuck(sessions, prefect_api)
     for item in stuck:
         ids = {"service_id": item.service_id, "flow_run_id": item.flow_run_id}
         log.warning("service stuck: %s", item.reason, extra=ids)
         await mark_crashed(prefect_api, item.flow_run_id, item.reason)
-        await arun_deployment(
-            deployment_name("reconcile"),
-            parameters={"service_id": item.service_id, "reason": item.reason},
-            timeout=0,
-            # Several API replicas may find the same run: one reconcile run per dead run.
-            idempotency_key=f"reconcile-{item.flow_run_id}",
-        )
+        # Several API replicas may find the same run: one reconcile run per dead run.
+        await astart_reconcile(item.service_id, item.flow_run_id, item.reason)
     return stuck
 
 

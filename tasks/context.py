@@ -28,6 +28,9 @@ class RunContext:
     current: Step | None = None
     failed_step: Step | None = None
     error: str | None = None
+    # False when this run found the service already failed (the reconcile flow got
+    # there first): then its failed event is that flow's to publish, not this run's.
+    failed_here: bool | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,3 +106,8 @@ def register(service_id: str, tenant_id: str, operation: Operation, flow_run_id:
 
 def lookup(flow_run_id: object) -> RunContext | None:
     return _RUNS.get(str(flow_run_id))
+
+
+def unregister(flow_run_id: object) -> None:
+    """Forget a run's context (the worker handles many runs' crashes in one process)."""
+    _RUNS.pop(str(flow_run_id), None)

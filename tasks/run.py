@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 
 from core.db.models import Operation
 from tasks import service
-from tasks.context import RunContext, register
+from tasks.context import RunContext, register, unregister
 
 log = logging.getLogger(__name__)
 
@@ -43,32 +43,24 @@ def abort_run(ctx: RunContext, exc: BaseException, *, clear_resources: bool) -> 
     error = ctx.error or str(exc) or type(exc).__name__
     ctx.error = error
     try:
-        service.mark_failed(ctx.service_id, error, clear_resources=clear_resources)
+        ctx.failed_here = service.mark_failed(ctx.service_id, error, clear_resources=clear_resources)
     except Exception:
         log.exception("could not mark the service failed", extra=ctx.log_extra())
 
 
 def close_abnormal_run(ctx: RunContext, error: str) -> None:
-    """A crash or cancellation: close the open step and hand the service to the
-    ``reconcile`` flow, which compensates, fails it and publishes the failed event.
+    """A crash or cancellation, seen from the worker (the run's process may be gone):
+    hand the service to the ``reconcile`` flow, which compensates, fails it and
+    publishes the failed event (tasks/handoff.py).
 
-    The run's own transaction never rolled back (its process may be gone), so failing
-    the row here would leave its ONT, IP and RADIUS rows behind. The idempotency key
-    is the reconciler's: if it finds the same dead run, no second reconcile run starts.
-    If Prefect can't be reached, the service stays transitional and the reconciler's
-    next pass picks it up."""
-    from prefect.deployments import run_deployment
+    The run's own transaction never rolled back, so failing the row here would leave
+    its ONT, IP and RADIUS rows behind. If Prefect can't be reached, the service stays
+    transitional and the reconciler's next pass hands it over."""
+    from tasks.handoff import start_reconcile
 
-    from flows.deployments import deployment_name
-
-    if ctx.current is not None:
-        ctx.progress(ctx.current, "crashed", error)
     try:
-        run_deployment(
-            deployment_name("reconcile"),
-            parameters={"service_id": ctx.service_id, "reason": error},
-            timeout=0,
-            idempotency_key=f"reconcile-{ctx.flow_run_id}",
-        )
+        start_reconcile(ctx.service_id, ctx.flow_run_id, error)
     except Exception:
         log.exception("could not start the reconcile run", extra=ctx.log_extra())
+    finally:
+        unregister(ctx.flow_run_id)

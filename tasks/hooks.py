@@ -195,7 +195,8 @@ def flow_hooks() -> FlowHooks:
     def on_failure(flow: Any, flow_run: Any, state: Any) -> None:
         ctx = _flow_ctx(flow_run, flow)
         _ended(flow, flow_run, state, False, ctx)
-        if ctx is not None:
+        # One failed event per operation (DESIGN): not when the row was failed already.
+        if ctx is not None and ctx.failed_here is not False:
             ctx.failed(ctx.error or _error_text(state))
 
     def _ended_abnormally(flow: Any, flow_run: Any, state: Any, what: str) -> None:

@@ -47,6 +47,9 @@ class _GcFreezer:
     def connection_opened(self) -> None:
         self._opened += 1
         if self._opened % self.every == 0:
+            # Collect the young generations first: garbage cycles (ended streams'
+            # exceptions and tracebacks) would otherwise be frozen for good.
+            gc.collect(1)
             gc.freeze()
 
 
@@ -111,7 +114,10 @@ class Heartbeats:
         while True:
             await asyncio.sleep(step)
             for stream in list(self._groups[turn]):
-                stream.heartbeat()
+                try:
+                    stream.heartbeat()
+                except Exception:  # one stream's failure must not stop every heartbeat
+                    log.exception("SSE heartbeat failed")
             turn = (turn + 1) % len(self._groups)
 
     async def stop(self) -> None:
@@ -166,7 +172,10 @@ class StreamResponse(EventSourceResponse):
     ) -> None:
         super().__init__(_NO_BODY, ping=heartbeats.interval, send_timeout=send_timeout)
         # Identical for every stream: one shared list instead of one per connection.
-        self.raw_headers = _RAW_HEADERS.setdefault(tuple(self.raw_headers), self.raw_headers)
+        # Shared by every stream as a tuple: anything that tried to add a header to one
+        # response would fail loudly instead of adding it to all of them.
+        shared = tuple(self.raw_headers)
+        self.raw_headers = _RAW_HEADERS.setdefault(shared, shared)  # type: ignore[assignment]
         self._send_lock = None  # type: ignore[assignment]  # one sender here: no lock
         self._hub = hub
         self._sessions = sessions
@@ -279,7 +288,7 @@ class StreamResponse(EventSourceResponse):
                 self._stream.interrupt()
 
 
-_RAW_HEADERS: dict[tuple[tuple[bytes, bytes], ...], list[tuple[bytes, bytes]]] = {}
+_RAW_HEADERS: dict[tuple[tuple[bytes, bytes], ...], tuple[tuple[bytes, bytes], ...]] = {}
 
 
 class _WireCache:
@@ -289,23 +298,26 @@ class _WireCache:
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self._bytes: dict[tuple[int, str], bytes] = {}
+        self._bytes: dict[tuple[int, str], tuple[EventRecord, bytes]] = {}
 
     def get(self, record: EventRecord, sep: str) -> bytes:
         key = (record.id, sep)
-        wire = self._bytes.get(key)
-        if wire is None:
-            wire = ServerSentEvent(
-                data=json.dumps(record.data, separators=(",", ":")),
-                event=record.event_type,
-                id=str(record.id),
-                sep=sep,
-            ).encode()
-            if len(self._bytes) >= self.size:
-                # dicts keep insertion order: drop the oldest quarter at once
-                for old in list(self._bytes)[: self.size // 4]:
-                    del self._bytes[old]
-            self._bytes[key] = wire
+        hit = self._bytes.get(key)
+        # An id reused for another event (a restored database, a reset sequence) must
+        # never get the old event's bytes: the record itself is compared too.
+        if hit is not None and hit[0] == record:
+            return hit[1]
+        wire = ServerSentEvent(
+            data=json.dumps(record.data, separators=(",", ":")),
+            event=record.event_type,
+            id=str(record.id),
+            sep=sep,
+        ).encode()
+        if len(self._bytes) >= self.size:
+            # dicts keep insertion order: drop the oldest quarter at once
+            for old in list(self._bytes)[: self.size // 4]:
+                del self._bytes[old]
+        self._bytes[key] = (record, wire)
         return wire
 
 

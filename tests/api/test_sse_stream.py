@@ -83,3 +83,18 @@ def test_wire_cache_stays_bounded() -> None:
         cache.get(_record(i), "\r\n")
     assert len(cache._bytes) <= 8
     assert cache.get(_record(99), "\r\n").startswith(b"id: 99")
+
+
+def test_wire_cache_never_serves_another_event_under_a_reused_id() -> None:
+    cache = _WireCache(size=8)
+    cache.get(_record(7), "\r\n")
+    other = EventRecord(
+        id=7,
+        service_id="s2",
+        tenant_id="t2",
+        operation_id=None,
+        event_type="service.termination.completed",
+        data={"completed_at": "2026-11-28T00:00:00Z"},
+    )
+    wire = cache.get(other, "\r\n")
+    assert b"service.termination.completed" in wire and b"validating" not in wire

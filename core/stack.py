@@ -48,27 +48,28 @@ class UpOptions:
     host: str = "127.0.0.1"
 
 
-def prefect_database_url(data_dir: Path, url: str | None) -> str:
-    """The Prefect server's SQLAlchemy URL (async drivers: asyncpg, aiosqlite)."""
-    if not url:
-        return f"sqlite+aiosqlite:///{data_dir / 'prefect' / 'prefect.db'}"
-    parsed = make_url(normalize_url(url, "FIBERFLOW_PREFECT_DATABASE_URL"))
-    driver = (
-        "postgresql+asyncpg" if parsed.get_backend_name() == "postgresql" else "sqlite+aiosqlite"
-    )
+def prefect_database_url(url: str) -> str:
+    """``FIBERFLOW_PREFECT_DATABASE_URL`` as the Prefect server's SQLAlchemy URL (asyncpg,
+    aiosqlite). Query parameters are refused: libpq's (``sslmode=...``) are not asyncpg's,
+    and would pass preflight (psycopg) only to stop the Prefect server at start."""
+    variable = "FIBERFLOW_PREFECT_DATABASE_URL"
+    parsed = make_url(normalize_url(url, variable))
+    if parsed.query:
+        raise ConfigError(variable, "query parameters are not supported (use Prefect's own "
+                          "PREFECT_SERVER_DATABASE_* settings for TLS and the like)")  # fmt: skip
+    postgres = parsed.get_backend_name() == "postgresql"
+    driver = "postgresql+asyncpg" if postgres else "sqlite+aiosqlite"
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
-def prefect_env(
-    data_dir: Path, api_url: str | None, database_url: str | None = None
-) -> dict[str, str]:
+def prefect_env(data_dir: Path, api_url: str | None) -> dict[str, str]:
     """Environment for every Prefect process of this stack (server, worker, flow runs)."""
     home = data_dir / "prefect"
     home.mkdir(parents=True, exist_ok=True)
     env = {
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_database_url(data_dir, database_url),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         # A run denied a device slot is told to retry after the slot's average occupancy
         # times the queue ahead of it, capped here (Prefect's default cap: 30 s). Device
         # sessions last seconds: at 30 s slots sat idle while waiters slept
@@ -98,7 +99,9 @@ def worker_argv(name: str, mode: str = "warm") -> list[str]:
     Prefect's stock process worker for ``FIBERFLOW_WORKER_MODE=cold``."""
     os.environ.update(WORKER_ENV)
     if mode == "warm":
-        return [sys.executable, "-c", "from core.worker import main; main()",
+        # -P: the current directory must not shadow the installed packages (-c puts it
+        # first on sys.path, and the forkserver inherits that path).
+        return [sys.executable, "-P", "-c", "from core.worker import main; main()",
                 "--pool", WORK_POOL, "--name", name]  # fmt: skip
     return [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
             "--type", "process", "--name", name]  # fmt: skip
@@ -134,6 +137,7 @@ class Stack:
         db_url = s.database_url or f"sqlite:///{self.data_dir / 'fiberflow.db'}"
         preflight.database(db_url)
         if s.prefect_database_url:
+            prefect_database_url(s.prefect_database_url)  # refuses what asyncpg can't take
             preflight.database(s.prefect_database_url, "FIBERFLOW_PREFECT_DATABASE_URL")
         if s.redis_url:
             preflight.redis_url(s.redis_url)
@@ -148,8 +152,7 @@ class Stack:
 
     def _child_env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
-        api_url = self.info.get("prefect_api_url")
-        env.update(prefect_env(self.data_dir, api_url, self.settings.prefect_database_url))
+        env.update(prefect_env(self.data_dir, self.info.get("prefect_api_url")))
         env["FIBERFLOW_DATA_DIR"] = str(self.data_dir)
         env[MULTIPROC_ENV] = str(metrics_dir(self.data_dir))  # metrics add up (core/metrics)
         env.update(extra)
@@ -171,7 +174,13 @@ class Stack:
         api_url = f"http://127.0.0.1:{port}/api"
         argv = [sys.executable, "-m", "prefect", "server", "start"]
         argv += ["--host", "127.0.0.1", "--port", str(port)]
-        self.sup.start("prefect-server", argv, env=self._child_env())
+        env = self._child_env()
+        if self.settings.prefect_database_url:
+            # Only the server gets it: the URL may carry a password.
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database_url(
+                self.settings.prefect_database_url
+            )
+        self.sup.start("prefect-server", argv, env=env)
         self._wait("prefect-server", lambda: _http_ok(f"{api_url}/health"), READY_TIMEOUT)
         return api_url
 

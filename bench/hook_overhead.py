@@ -101,7 +101,8 @@ def measure(n: int, work: float) -> list[tuple[float, float]]:
 
 def publish_alone(servers: Servers, redis_url: str, n: int, synchronous: str) -> Dist:
     """EventPublisher.publish outside Prefect, ms, on a fresh SQLite database with
-    fiberflow's engine (WAL), ``PRAGMA synchronous`` as given (FULL is SQLite's default)."""
+    fiberflow's engine (WAL), ``PRAGMA synchronous`` as given (FULL is SQLite's default,
+    NORMAL fiberflow's: core/db/engine.py sets it on every connection)."""
     from sqlalchemy import event
 
     from core.db.engine import make_engine
@@ -110,10 +111,8 @@ def publish_alone(servers: Servers, redis_url: str, n: int, synchronous: str) ->
     from events.schema import progress
 
     engine = make_engine(servers.sqlite(f"alone-{synchronous}-{uuid.uuid4().hex[:6]}.db"))
-    if synchronous != "FULL":
-        event.listen(
-            engine, "connect", lambda c, _r: c.execute(f"PRAGMA synchronous={synchronous}")
-        )
+    # After the engine's own connect hook (which sets NORMAL): this one wins.
+    event.listen(engine, "connect", lambda c, _r: c.execute(f"PRAGMA synchronous={synchronous}"))
     publisher = EventPublisher(engine, connect_sync(redis_url), coalescer=Coalescer(0))
     ids = [str(uuid.uuid4()) for _ in range(3)]
     times = []
@@ -213,7 +212,7 @@ def main(argv: list[str] | None = None) -> Section:
         label = (
             "SQLite WAL, synchronous="
             + mode
-            + (" (default)" if mode == "FULL" else " (experiment)")
+            + (" (SQLite's default)" if mode == "FULL" else " (fiberflow's setting)")
         )
         pub.add(label, d.n, num(d.p50, 2), num(d.p95, 2), num(d.p99, 2), num(d.max, 1))
     section.tables.append(

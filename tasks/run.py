@@ -43,7 +43,9 @@ def abort_run(ctx: RunContext, exc: BaseException, *, clear_resources: bool) -> 
     error = ctx.error or str(exc) or type(exc).__name__
     ctx.error = error
     try:
-        ctx.failed_here = service.mark_failed(ctx.service_id, error, clear_resources=clear_resources)
+        ctx.failed_here = service.mark_failed(
+            ctx.service_id, error, clear_resources=clear_resources
+        )
     except Exception:
         log.exception("could not mark the service failed", extra=ctx.log_extra())
 

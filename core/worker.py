@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.context
 import os
 import signal
-import sys
 import threading
 import warnings
 from typing import TYPE_CHECKING, Any, cast
@@ -205,19 +205,48 @@ class WarmProcessWorker(ProcessWorker):
 
     type = "process"  # same pool type and job template as Prefect's process worker
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.draining = False
+        self.in_flight = 0
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        # Draining (the first SIGTERM): take no new runs, let the ones in flight finish.
+        if self.draining:
+            return []
+        return await super().get_and_submit_flow_runs()
+
     async def run(
         self,
         flow_run: FlowRun,
         configuration: ProcessJobConfiguration,
         task_status: anyio.abc.TaskStatus[int] | None = None,
     ) -> ProcessWorkerResult:
-        from prefect.flows import load_flow_from_flow_run
-
         if configuration._command_configured or configuration.working_dir:
             # A job that sets its own command or working directory gets Prefect's
             # stock process start (it runs what it was told to, where it was told to).
             return await super().run(flow_run, configuration, task_status)
         status = task_status if task_status is not None else anyio.TASK_STATUS_IGNORED
+        execution: Any = None
+        self.in_flight += 1
+        try:
+            execution = await self._execute(flow_run, configuration, status)
+        finally:
+            self.in_flight -= 1
+        if execution is None or execution.status_code is None:
+            raise RuntimeError("failed to start the flow run process")
+        return ProcessWorkerResult(
+            status_code=execution.status_code, identifier=str(execution.handle.pid)
+        )
+
+    async def _execute(
+        self,
+        flow_run: FlowRun,
+        configuration: ProcessJobConfiguration,
+        status: anyio.abc.TaskStatus[int],
+    ) -> Any:
+        from prefect.flows import load_flow_from_flow_run
+
         execution: Any = None
         async with FlowRunExecutorContext() as ctx:
             starter = ForkserverStarter(configuration.env, ctx.control_channel)
@@ -234,14 +263,14 @@ class WarmProcessWorker(ProcessWorker):
                 if handle.pid is None:
                     raise RuntimeError("flow run process has no pid")
                 status.started(handle.pid)
-        if execution is None or execution.status_code is None:
-            raise RuntimeError("failed to start the flow run process")
-        return ProcessWorkerResult(
-            status_code=execution.status_code, identifier=str(execution.handle.pid)
-        )
+        return execution
 
 
 async def _serve(pool: str, name: str) -> None:
+    """Serve until signalled. First SIGTERM/SIGINT: drain (no new runs; the worker exits
+    once the runs in flight end, as Prefect's worker does). Second: stop now (runs get
+    SIGTERM, then SIGKILL after a grace period; the reconciler compensates them).
+    Third: SIGKILL."""
     from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
 
     await anyio.to_thread.run_sync(prewarm)
@@ -250,22 +279,42 @@ async def _serve(pool: str, name: str) -> None:
         work_pool_name=pool,
         heartbeat_interval_seconds=int(PREFECT_WORKER_HEARTBEAT_SECONDS.value()),
     )
-    await worker.start()
+    serving = asyncio.current_task()
+    assert serving is not None
+    signals = 0
+
+    async def drain() -> None:
+        while worker.in_flight:
+            await asyncio.sleep(POLL_SECONDS)
+        serving.cancel()
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.warning("%s: draining, %d run(s) in flight", sig.name, worker.in_flight)
+            worker.draining = True
+            asyncio.ensure_future(drain())
+        elif signals == 2:
+            log.warning("%s again: stopping the runs in flight", sig.name)
+            serving.cancel()
+        else:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker.start()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -c "from core.worker import main; main()" --pool POOL --name NAME``.
+    """``python -P -c "from core.worker import main; main()" --pool POOL --name NAME``.
 
     Started with ``-c``, not ``-m core.worker``: multiprocessing re-runs a ``-m`` main
     module in every child it starts, and the children must start with nothing to do."""
-    from prefect.utilities.processutils import setup_signal_handlers_worker
-
     parser = argparse.ArgumentParser(prog="core.worker", description=main.__doc__)
     parser.add_argument("--pool", required=True)
     parser.add_argument("--name", required=True)
     args = parser.parse_args(argv)
-    setup_signal_handlers_worker(os.getpid(), "the fiberflow worker", print)  # noqa: T201
-    try:
-        asyncio.run(_serve(args.pool, args.name))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        sys.exit(0)
+    asyncio.run(_serve(args.pool, args.name))

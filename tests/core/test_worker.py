@@ -8,15 +8,21 @@ silently (a preload module that does not import is skipped without a word)."""
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import subprocess
 import sys
+import time
 from multiprocessing import forkserver
+from pathlib import Path
 
+import httpx
 import psutil
+import pytest
 
 from core import worker
 from core.stack import worker_argv
 from flows.deployments import DEPLOYMENTS
+from tests.fixtures.stack import running_stack, start_slow_provisioning, wait_healthy
 
 
 def _report(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -60,3 +66,26 @@ def test_worker_mode_chooses_the_command() -> None:
     assert warm[-4:] == ["--pool", "fiberflow", "--name", "w1"]
     cold = worker_argv("w1", "cold")
     assert cold[1:5] == ["-m", "prefect", "worker", "start"] and "--type" in cold
+
+
+@pytest.mark.slow
+def test_sigterm_drains_the_run_in_flight_then_exits(tmp_path: Path) -> None:
+    """A rolling restart must not fail provisionings: the first SIGTERM stops taking
+    runs, the one in flight completes, then the worker exits (`up` starts a new one)."""
+    with running_stack(tmp_path, FIBERFLOW_RECONCILE_INTERVAL_SECONDS="0") as stack:
+        wait_healthy(stack.api_url, stack.proc)
+        sid, auth, _ports = start_slow_provisioning(stack, "48575443AABBCC02")
+        worker = psutil.Process(stack.info()["children"]["worker"])
+        worker.send_signal(signal.SIGTERM)
+        svc: dict[str, str] = {}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            svc = httpx.get(f"{stack.api_url}/api/v1/services/{sid}", headers=auth).json()
+            if svc["status"] not in ("pending", "provisioning"):
+                break
+            time.sleep(0.5)
+        assert svc["status"] == "active", svc
+        worker.wait(60)  # exited on its own, after the run (psutil: no code for a non-child)
+        assert not worker.is_running()
+        events = httpx.get(f"{stack.api_url}/api/v1/services/{sid}/events", headers=auth).json()
+        assert events[-1]["event_type"] == "service.provisioning.completed"

@@ -6,11 +6,9 @@ reconcile flow at once)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -20,10 +18,9 @@ import psutil
 import pytest
 
 from devices.lab.admin import admin_call
-from tests.fixtures.stack import FIBERFLOW, running_stack, stack_env, wait_healthy
+from tests.fixtures.stack import running_stack, start_slow_provisioning, wait_healthy
 
 pytestmark = pytest.mark.slow
-TENANT = "4f1c2a4e-8d7b-4c3a-9e2f-0a1b2c3d4e5f"
 
 
 def _kill_group_and_descendants(pid: int) -> None:
@@ -31,31 +28,6 @@ def _kill_group_and_descendants(pid: int) -> None:
     groups = {os.getpgid(p.pid) for p in procs if p.is_running()}
     for group in groups:
         os.killpg(group, signal.SIGKILL)
-
-
-def _start_slow_provisioning(stack: Any, serial: str) -> tuple[str, dict[str, str], dict]:
-    """POST a provisioning whose ``ont add`` takes 6 s; return once it is in step 3."""
-    lab = json.loads((stack.data_dir / "lab.json").read_text())
-    ports = {d["name"]: d["port"] for d in lab["devices"]}
-    admin_call(ports["olt-1"], "faults", latency=6.0, latency_match="^ont add")
-    token = subprocess.run(
-        [*FIBERFLOW, "token", "--tenant", TENANT, "--role", "operator"],
-        env=stack_env(stack.data_dir), capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    auth = {"Authorization": f"Bearer {token}"}
-    body = {"customer_ref": "cust-kill", "plan": "100M", "olt": "olt-1",
-            "pon_port": "0/1/1", "ont_serial": serial}  # fmt: skip
-    created = httpx.post(f"{stack.api_url}/api/v1/services", json=body, headers=auth)
-    assert created.status_code == 202, created.text
-    sid = created.json()["id"]
-    events_url = f"{stack.api_url}/api/v1/services/{sid}/events"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        steps = [e["data"].get("step") for e in httpx.get(events_url, headers=auth).json()]
-        if 3 in steps:
-            return sid, auth, ports
-        time.sleep(0.2)
-    pytest.fail("the run never reached step 3")
 
 
 def _wait_failed(stack: Any, sid: str, auth: dict[str, str]) -> dict:
@@ -83,7 +55,7 @@ def test_sigkilled_flow_run_process_is_failed_and_compensated(tmp_path: Path) ->
     # The reconciler's loop is off: only the worker's crash handling can end the run.
     with running_stack(tmp_path, FIBERFLOW_RECONCILE_INTERVAL_SECONDS="0") as stack:
         wait_healthy(stack.api_url, stack.proc)
-        sid, auth, ports = _start_slow_provisioning(stack, "48575443AABBCC01")
+        sid, auth, ports = start_slow_provisioning(stack, "48575443AABBCC01")
         db = sqlite3.connect(stack.data_dir / "fiberflow.db")
         (run_process,) = db.execute(
             "SELECT run_process FROM service_instances WHERE id = ?", (sid,)
@@ -110,7 +82,7 @@ def test_sigkilled_flow_run_process_is_failed_and_compensated(tmp_path: Path) ->
 def test_sigkilled_worker_run_is_failed_and_compensated(tmp_path: Path) -> None:
     with running_stack(tmp_path, FIBERFLOW_RECONCILE_INTERVAL_SECONDS="5") as stack:
         wait_healthy(stack.api_url, stack.proc)
-        sid, auth, ports = _start_slow_provisioning(stack, "48575443AABBCCDD")
+        sid, auth, ports = start_slow_provisioning(stack, "48575443AABBCCDD")
         events_url = f"{stack.api_url}/api/v1/services/{sid}/events"
         worker_pid = stack.info()["children"]["worker"]
         _kill_group_and_descendants(worker_pid)

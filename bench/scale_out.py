@@ -25,6 +25,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--n", type=int, default=20, help="concurrent provisionings per count")
     ap.add_argument("--latency", type=float, default=0.2, help="lab per-command latency, s")
     ap.add_argument("--timeout", type=float, default=900.0, help="bound on each load phase, s")
+    ap.add_argument(
+        "--prefect-db",
+        choices=("sqlite", "pg"),
+        default="sqlite",
+        help="the Prefect server's database (pg: a throwaway PostgreSQL database)",
+    )
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown to append to")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = ap.parse_args(argv)
@@ -43,7 +49,7 @@ def main(argv: list[str] | None = None) -> Section:
     for workers in args.sweep:
         args.workers = workers
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-            m = measure(args, Path(tmp))
+            m = measure(args, Path(tmp), "warm:pg" if args.prefect_db == "pg" else "warm")
         if workers == args.sweep[0]:
             table.rows.append(
                 ["—", *phase("1 alone (baseline)", m.alone, m.device_s, None, m.alone_load)]
@@ -60,7 +66,8 @@ def main(argv: list[str] | None = None) -> Section:
         )
     section.tables.append(
         (
-            f"Each worker count in a fresh stack (SQLite, local Prefect server, lab SSH devices "
+            f"Each worker count in a fresh stack (SQLite, local Prefect server on "
+            f"{'PostgreSQL' if args.prefect_db == 'pg' else 'SQLite'}, warm workers, lab SSH devices "
             f"at {args.latency:g} s per command, per-device session limit from the lab "
             f"inventory). All workers share this machine's 2 cores.",
             table,

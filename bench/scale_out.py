@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> Section:
     section.tables.append(
         (
             f"Each worker count in a fresh stack (SQLite, local Prefect server on "
-            f"{'PostgreSQL' if args.prefect_db == 'pg' else 'SQLite'}, warm workers, lab SSH devices "
-            f"at {args.latency:g} s per command, per-device session limit from the lab "
+            f"{'PostgreSQL' if args.prefect_db == 'pg' else 'SQLite'}, warm workers, lab SSH "
+            f"devices at {args.latency:g} s per command, per-device session limit from the lab "
             f"inventory). All workers share this machine's 2 cores.",
             table,
         )

@@ -4,6 +4,8 @@ service (one subflow each, so every service gets its own events and run history)
 
 from __future__ import annotations
 
+import logging
+
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
@@ -19,6 +21,8 @@ from tasks.reprovisioning import (
     repair_drift,
 )
 from tasks.run import abort_run, begin_run
+
+log = logging.getLogger(__name__)
 
 # Services repaired at once by the nightly run; the per-device session limits still bind.
 NIGHTLY_PARALLELISM = 8
@@ -49,6 +53,13 @@ def _reprovision_one(service_id: str) -> dict[str, str]:
         result: dict[str, str] = reprovision(service_id)
         return result
     except Exception as exc:
+        # A run that began and failed has failed the service (abort_run). One whose
+        # subflow never began (the Prefect API gave up creating it: seen at 300 services
+        # on the SQLite Prefect server) read and changed nothing: give the claim back,
+        # else the service stays "reprovisioning" with no run to finish it.
+        released = service_ops.release(service_id, Operation.REPROVISIONING)
+        log.warning("reprovisioning of one service did not run: %s", exc,
+                    extra={"service_id": service_id, "released": released})  # fmt: skip
         return {"service_id": service_id, "result": "failed", "diff": str(exc)}
 
 

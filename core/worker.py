@@ -28,7 +28,6 @@ import multiprocessing
 import multiprocessing.context
 import os
 import signal
-import threading
 import warnings
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
@@ -65,19 +64,15 @@ CONTROL_KEYS = ("PREFECT__CONTROL_PORT", "PREFECT__CONTROL_TOKEN")
 POLL_SECONDS = 0.25  # how often a run's exit is checked (a poll is one select() on a pipe)
 TERMINATE_GRACE_SECONDS = 30.0
 
-_context_lock = threading.Lock()
-_context: multiprocessing.context.ForkServerContext | None = None
-
 
 def warm_context() -> multiprocessing.context.ForkServerContext:
-    """This process's forkserver context, preloaded (started on first use)."""
-    global _context
-    with _context_lock:
-        if _context is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(list(PRELOAD))
-            _context = ctx
-        return _context
+    """The forkserver context, preloading ``PRELOAD`` (the server starts on first use).
+
+    ``get_context`` returns one context per process and the preload list only matters
+    when the server starts, so asking again is free."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOAD))
+    return ctx
 
 
 def prewarm() -> None:

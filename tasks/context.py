@@ -106,8 +106,3 @@ def register(service_id: str, tenant_id: str, operation: Operation, flow_run_id:
 
 def lookup(flow_run_id: object) -> RunContext | None:
     return _RUNS.get(str(flow_run_id))
-
-
-def unregister(flow_run_id: object) -> None:
-    """Forget a run's context (the worker handles many runs' crashes in one process)."""
-    _RUNS.pop(str(flow_run_id), None)

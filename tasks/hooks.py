@@ -202,13 +202,15 @@ def flow_hooks() -> FlowHooks:
     def _ended_abnormally(flow: Any, flow_run: Any, state: Any, what: str) -> None:
         # Runs in the worker (the run's process may be gone). The reconcile flow it
         # hands over to counts the failure in the workflow metrics, once.
+        # The service and the run are in the flow run itself: no context to rebuild.
         from tasks.run import close_abnormal_run
 
-        ctx = _flow_ctx(flow_run, flow)
-        extra = ctx.log_extra(status=what) if ctx else {"flow_run_id": str(flow_run.id)}
+        service_id = (flow_run.parameters or {}).get("service_id")
+        extra = {"flow_run_id": str(flow_run.id), "service_id": service_id, "status": what}
         log.warning("flow run %s", what, extra=extra)
-        if ctx is not None:
-            close_abnormal_run(ctx, f"flow run {what}: {state.message or state.name}")
+        if service_id:
+            error = f"flow run {what}: {state.message or state.name}"
+            close_abnormal_run(str(service_id), str(flow_run.id), error)
 
     @_safe
     def on_crashed(flow: Any, flow_run: Any, state: Any) -> None:

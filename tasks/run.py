@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 
 from core.db.models import Operation
 from tasks import service
-from tasks.context import RunContext, register, unregister
+from tasks.context import RunContext, register
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def abort_run(ctx: RunContext, exc: BaseException, *, clear_resources: bool) -> 
         log.exception("could not mark the service failed", extra=ctx.log_extra())
 
 
-def close_abnormal_run(ctx: RunContext, error: str) -> None:
+def close_abnormal_run(service_id: str, flow_run_id: str, error: str) -> None:
     """A crash or cancellation, seen from the worker (the run's process may be gone):
     hand the service to the ``reconcile`` flow, which compensates, fails it and
     publishes the failed event (tasks/handoff.py).
@@ -61,8 +61,7 @@ def close_abnormal_run(ctx: RunContext, error: str) -> None:
     from tasks.handoff import start_reconcile
 
     try:
-        start_reconcile(ctx.service_id, ctx.flow_run_id, error)
+        start_reconcile(service_id, flow_run_id, error)
     except Exception:
-        log.exception("could not start the reconcile run", extra=ctx.log_extra())
-    finally:
-        unregister(ctx.flow_run_id)
+        ids = {"service_id": service_id, "flow_run_id": flow_run_id}
+        log.exception("could not start the reconcile run", extra=ids)

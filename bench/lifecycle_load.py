@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import psutil
 
+from bench.sampling import BackgroundSampler
+
 STREAM = "/api/v1/realtime/service-lifecycle/{}"
 
 
@@ -137,8 +139,10 @@ async def provision_all(
 
 
 @dataclass
-class RunProcesses:
+class RunProcesses(BackgroundSampler):
     """Samples the workers' descendants (one Python process per flow run) every 0.5 s."""
+
+    thread_name = "run-sampler"
 
     worker_pids: list[int]
     min_available_gib: float
@@ -147,17 +151,6 @@ class RunProcesses:
     rss_mb: dict[int, float] = field(default_factory=dict)
     cpu_s: dict[int, float] = field(default_factory=dict)
     low_memory: bool = False
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="run-sampler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
 
     def _loop(self) -> None:
         workers = []

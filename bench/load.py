@@ -47,6 +47,7 @@ import psutil
 from bench.lifecycle_load import STREAM, Run, RunProcesses, orders, post_and_follow
 from bench.lifecycle_throughput import MIN_AVAILABLE_GIB, TENANT, set_latency
 from bench.report import DEFAULT_OUTPUT, Dist, Section, Table, load_average, num
+from bench.sampling import BackgroundSampler
 from core.tokens import issue
 from tests.fixtures.stack import running_stack, wait_healthy
 
@@ -360,9 +361,11 @@ def check_listener(lst: Listener, events: list[dict[str, Any]]) -> Verdict:
 
 
 @dataclass
-class Sampler:
+class Sampler(BackgroundSampler):
     """Every second: the API process (and children) CPU and RSS, the load average, the
     memory available, and flows in flight as the Prefect API sees them (RUNNING)."""
+
+    thread_name = "load-sampler"
 
     api_pid: int
     prefect_api: str
@@ -373,17 +376,6 @@ class Sampler:
     prefect_running: list[int] = field(default_factory=list)
     api_cpu_s: float = 0.0
     wall_s: float = 0.0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="load-sampler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
 
     @staticmethod
     def _procs(pid: int) -> list[psutil.Process]:

@@ -49,6 +49,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bench.report import DEFAULT_OUTPUT, Dist, Section, Table, load_average, num
+from bench.sampling import BackgroundSampler
 from core.db.engine import make_engine
 from core.db.models import (
     DeviceCommandAudit,
@@ -309,7 +310,7 @@ def verify(lab: Lab, database_url: str, services: list[Svc]) -> dict[str, list[s
 
 
 @dataclass
-class Sampler:
+class Sampler(BackgroundSampler):
     """Every 0.5 s: the worker's descendants (CPU, RSS, threads per pid) and available
     memory; below the floor it stops the stack."""
 
@@ -320,18 +321,13 @@ class Sampler:
     threads: dict[int, int] = field(default_factory=dict)
     low_memory: bool = False
     min_available_gib: float = MIN_AVAILABLE_GIB
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
     def __enter__(self) -> Sampler:
-        self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
-        self._thread.start()
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        self.stop(5)
 
     def _loop(self) -> None:
         try:

@@ -34,7 +34,12 @@ def _wait_failed(stack: Any, sid: str, auth: dict[str, str]) -> dict:
     svc: dict = {}
     started = time.monotonic()
     while time.monotonic() - started < 240:
-        svc = httpx.get(f"{stack.api_url}/api/v1/services/{sid}", headers=auth).json()
+        try:
+            svc = httpx.get(f"{stack.api_url}/api/v1/services/{sid}", headers=auth).json()
+        except httpx.TimeoutException:
+            # Under a loaded CI box the API answered one poll late (SQLite write lock
+            # held by the reconcile run): poll again, the deadline still bounds it.
+            continue
         if svc["status"] == "failed":
             break
         time.sleep(1)

@@ -8,8 +8,8 @@ from fastapi import HTTPException, status
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from core.db.models import ServiceInstance
-from core.tokens import Principal
+from fiberflow.core.db.models import ServiceInstance
+from fiberflow.core.tokens import Principal
 
 
 def visible(

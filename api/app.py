@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api import errors, metrics, portal, realtime
-from api.routes import events, health, inventory, services, statistics
-from api.state import AppState
-from core.db.engine import make_engine, session_factory
-from core.settings import Settings, get_settings
+from fiberflow.api import errors, metrics, portal, realtime
+from fiberflow.api.routes import events, health, inventory, services, statistics
+from fiberflow.api.state import AppState
+from fiberflow.core.db.engine import make_engine, session_factory
+from fiberflow.core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -38,29 +38,16 @@ def build_state(settings: Settings) -> AppState:
     )
 
 
-@asynccontextmanager
-async def _reconciler(state: AppState) -> AsyncIterator[None]:
-    """The stuck-run check of core.reconciler, when a Prefect server is known."""
-    import asyncio
-    import contextlib
-
-    from core.reconciler import run_reconciler
-
-    api_url = state.settings.effective_prefect_api_url()
-    interval = state.settings.reconcile_interval_seconds
-    if not api_url or interval <= 0:
-        yield
-        return
-    task = asyncio.create_task(run_reconciler(state.sessions, api_url, interval))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+# A background job that lives as long as the app (e.g. the shell's crash reconciler):
+# given the app's state, an async context that runs it and stops it on exit.
+BackgroundJob = Callable[[AppState], AbstractAsyncContextManager[None]]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, background: Sequence[BackgroundJob] = ()
+) -> FastAPI:
+    """The app. ``background`` jobs run for the app's life; the shell (``fiberflow api``)
+    passes its crash reconciler here, so the API never imports the shell."""
     settings = settings or get_settings()
     state = build_state(settings)
 
@@ -68,7 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("api starting", extra={"service": "api"})
         try:
-            async with realtime.realtime_lifespan(state), _reconciler(state):
+            async with realtime.realtime_lifespan(state), AsyncExitStack() as jobs:
+                for job in background:
+                    await jobs.enter_async_context(job(state))
                 yield
         finally:
             if state.redis is not None:

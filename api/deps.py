@@ -15,9 +15,9 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 
-from api.state import AppState
-from core.settings import Settings
-from core.tokens import Principal, TokenError, verify
+from fiberflow.api.state import AppState
+from fiberflow.core.settings import Settings
+from fiberflow.core.tokens import Principal, TokenError, verify
 
 SESSION_COOKIE = "fiberflow_session"
 SAFE_METHODS = frozenset({"GET", "HEAD"})

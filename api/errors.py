@@ -20,7 +20,13 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.deps import app_state, authenticate, check_operator, get_principal, require_operator
+from fiberflow.api.deps import (
+    app_state,
+    authenticate,
+    check_operator,
+    get_principal,
+    require_operator,
+)
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from api.state import AppState
+from fiberflow.api.state import AppState
 
 CHECK_TIMEOUT = 2.0
 Check = Callable[[AppState, dict[str, Any]], Awaitable[str]]

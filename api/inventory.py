@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, status
 
-from api.deps import SettingsDep
-from devices.inventory import Inventory, InventoryError, load_inventory
+from fiberflow.api.deps import SettingsDep
+from fiberflow.devices.inventory import Inventory, InventoryError, load_inventory
 
 _cache: dict[str, tuple[float, Inventory]] = {}
 

@@ -17,8 +17,8 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-import core.metrics  # noqa: F401  (registers the metric families this endpoint shows)
-from core.metrics import multiprocess_dir
+import fiberflow.core.metrics  # noqa: F401  (registers the metric families this endpoint shows)
+from fiberflow.core.metrics import multiprocess_dir
 
 router = APIRouter(tags=["observability"])
 

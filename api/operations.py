@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.db.models import InvalidTransition, Operation, ServiceInstance
+from fiberflow.core.db.models import InvalidTransition, Operation, ServiceInstance
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ async def launch(service_id: str, operation: Operation, parameters: dict[str, An
     """Create the flow run; returns its id. Raises on an unreachable Prefect server."""
     from prefect.deployments.flow_runs import arun_deployment
 
-    from flows.deployments import deployment_name
+    from fiberflow.flows.deployments import deployment_name
 
     run = await arun_deployment(
         deployment_name(DEPLOYMENT_OF[operation]),

@@ -25,9 +25,9 @@ from fastapi import Depends, HTTPException, status
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from api.deps import OperatorDep, StateDep
-from api.state import AppState
-from core.tokens import Principal
+from fiberflow.api.deps import OperatorDep, StateDep
+from fiberflow.api.state import AppState
+from fiberflow.core.tokens import Principal
 
 log = logging.getLogger(__name__)
 BUCKET = "create_rate_bucket"

@@ -25,15 +25,15 @@ from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette import EventSourceResponse
 
-from api.access import get_visible_service
-from api.deps import PrincipalDep, StateDep
-from api.schemas import ErrorBody
-from api.sse_stream import ConnectionLimiter, Heartbeats, StreamResponse, gc_freezer
-from api.state import AppState
-from core.tokens import Principal
-from events.hub import EventHub
-from events.outbox import run_outbox_flusher
-from events.publisher import EventPublisher, connect_sync
+from fiberflow.api.access import get_visible_service
+from fiberflow.api.deps import PrincipalDep, StateDep
+from fiberflow.api.schemas import ErrorBody
+from fiberflow.api.sse_stream import ConnectionLimiter, Heartbeats, StreamResponse, gc_freezer
+from fiberflow.api.state import AppState
+from fiberflow.core.tokens import Principal
+from fiberflow.events.hub import EventHub
+from fiberflow.events.outbox import run_outbox_flusher
+from fiberflow.events.publisher import EventPublisher, connect_sync
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/realtime", tags=["realtime"])

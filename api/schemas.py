@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.db.models import ServiceInstance
+from fiberflow.core.db.models import ServiceInstance
 
 CustomerRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$", examples=["cust-1001"])]
 # [0-9], not \d: pydantic's (Rust) regex takes \d for any Unicode digit.

@@ -25,10 +25,10 @@ from sse_starlette.event import ensure_bytes
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Message, Receive, Scope, Send
 
-from core.metrics import SSE_CONNECTIONS, SSE_EVENTS_SENT
-from events.hub import EventHub
-from events.record import EventRecord
-from events.relay import ServiceStream
+from fiberflow.core.metrics import SSE_CONNECTIONS, SSE_EVENTS_SENT
+from fiberflow.events.hub import EventHub
+from fiberflow.events.record import EventRecord
+from fiberflow.events.relay import ServiceStream
 
 log = logging.getLogger(__name__)
 

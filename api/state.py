@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.settings import Settings
+from fiberflow.core.settings import Settings
 
 
 @dataclass

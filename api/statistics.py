@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from core.db.models import TRANSITIONAL, EventLog, ServiceInstance
+from fiberflow.core.db.models import TRANSITIONAL, EventLog, ServiceInstance
 
 
 def _percentile(values: list[float], pct: int) -> float | None:

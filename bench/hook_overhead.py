@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.report import DEFAULT_OUTPUT, Dist, Section, Table, load_average, num
 from bench.servers import Servers, clean_env, wait_for
-from core.procs import free_port
+from fiberflow.stack.procs import free_port
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def start_prefect(servers: Servers) -> str:
     import httpx
 
-    from core.stack import prefect_env
+    from fiberflow.stack.supervisor import prefect_env
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
@@ -64,10 +64,10 @@ def measure(n: int, work: float) -> list[tuple[float, float]]:
     from prefect.cache_policies import NO_CACHE
     from prefect.runtime import flow_run
 
-    from core.db.models import Operation
-    from tasks.context import register
-    from tasks.hooks import step_hooks
-    from tasks.steps import PROVISIONING
+    from fiberflow.core.db.models import Operation
+    from fiberflow.tasks.context import register
+    from fiberflow.tasks.hooks import step_hooks
+    from fiberflow.tasks.steps import PROVISIONING
 
     @task(cache_policy=NO_CACHE, persist_result=False)
     def step(i: int) -> int:
@@ -105,10 +105,10 @@ def publish_alone(servers: Servers, redis_url: str, n: int, synchronous: str) ->
     NORMAL fiberflow's: core/db/engine.py sets it on every connection)."""
     from sqlalchemy import event
 
-    from core.db.engine import make_engine
-    from events.coalesce import Coalescer
-    from events.publisher import EventPublisher, connect_sync
-    from events.schema import progress
+    from fiberflow.core.db.engine import make_engine
+    from fiberflow.events.coalesce import Coalescer
+    from fiberflow.events.publisher import EventPublisher, connect_sync
+    from fiberflow.events.schema import progress
 
     engine = make_engine(servers.sqlite(f"alone-{synchronous}-{uuid.uuid4().hex[:6]}.db"))
     # After the engine's own connect hook (which sets NORMAL): this one wins.
@@ -142,8 +142,8 @@ def event_count(db_url: str) -> int:
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from core.db.engine import make_engine
-    from core.db.models import EventLog
+    from fiberflow.core.db.engine import make_engine
+    from fiberflow.core.db.models import EventLog
 
     engine = make_engine(db_url)
     try:
@@ -169,7 +169,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> Section:
-    from tasks.steps import PROVISIONING
+    from fiberflow.tasks.steps import PROVISIONING
 
     args = parse_args(argv)
     section = Section("Hook overhead")

@@ -34,11 +34,11 @@ from sqlalchemy.orm import Session
 from bench.lifecycle_load import Run, RunProcesses, orders, provision_all, step_seconds
 from bench.report import DEFAULT_OUTPUT, Dist, Section, Table, load_average, num
 from bench.servers import wait_for
-from core.db.engine import make_engine
-from core.db.models import DeviceCommandAudit
-from core.procs import Supervisor
-from core.tokens import issue
-from devices.lab.admin import admin_call
+from fiberflow.core.db.engine import make_engine
+from fiberflow.core.db.models import DeviceCommandAudit
+from fiberflow.core.tokens import issue
+from fiberflow.lab.admin import admin_call
+from fiberflow.stack.procs import Supervisor
 from tests.fixtures.databases import throwaway_pg_database
 from tests.fixtures.stack import FIBERFLOW, running_stack, stack_env, wait_healthy
 
@@ -125,7 +125,7 @@ def phase(
 def start_workers(sup: Supervisor, data_dir: Path, prefect_api: str, extra: int) -> list[int]:
     """``extra`` more ``fiberflow worker --data-dir D`` processes; waits until the pool
     shows them all online. Returns their pids."""
-    from flows.deployments import WORK_POOL
+    from fiberflow.flows.deployments import WORK_POOL
 
     children = [
         sup.start(

@@ -48,7 +48,7 @@ from bench.lifecycle_load import STREAM, Run, RunProcesses, orders, post_and_fol
 from bench.lifecycle_throughput import MIN_AVAILABLE_GIB, TENANT, set_latency
 from bench.report import DEFAULT_OUTPUT, Dist, Section, Table, load_average, num
 from bench.sampling import BackgroundSampler
-from core.tokens import issue
+from fiberflow.core.tokens import issue
 from tests.fixtures.stack import running_stack, wait_healthy
 
 log = logging.getLogger(__name__)

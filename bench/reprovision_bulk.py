@@ -50,19 +50,19 @@ from sqlalchemy.orm import Session
 
 from bench.report import DEFAULT_OUTPUT, Dist, Section, Table, load_average, num
 from bench.sampling import BackgroundSampler
-from core.db.engine import make_engine
-from core.db.models import (
+from fiberflow.core.db.engine import make_engine
+from fiberflow.core.db.models import (
     DeviceCommandAudit,
     EventLog,
     RadReply,
     ServiceInstance,
     ServiceStatus,
 )
-from core.ipam import allocate_ip, allocate_vlan
-from devices import validation
-from devices.inventory import Inventory, load_inventory
-from devices.lab.admin import admin_call
-from devices.radius.sql import IP_ATTR, RadiusStore
+from fiberflow.core.ipam import allocate_ip, allocate_vlan
+from fiberflow.devices import validation
+from fiberflow.devices.inventory import Inventory, load_inventory
+from fiberflow.devices.radius.sql import IP_ATTR, RadiusStore
+from fiberflow.lab.admin import admin_call
 from tests.fixtures.stack import running_stack, wait_healthy
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class Svc:
 
 def radius_username(customer_ref: str, service_id: str) -> str:
     """As provisioning names the subscriber (tasks.provisioning.radius_username)."""
-    from tasks.provisioning import radius_username as name
+    from fiberflow.tasks.provisioning import radius_username as name
 
     return name(customer_ref, service_id)
 

@@ -1,6 +1,6 @@
 """Servers a benchmark starts for itself on loopback: Redis, a migrated SQLite database,
 uvicorn apps. Children lead their own process group and die with the benchmark
-(core.procs.Supervisor); ``stop_all`` ends them."""
+(stack.procs.Supervisor); ``stop_all`` ends them."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import httpx
 import psutil
 import redis
 
-from core.db.migrate import upgrade
-from core.procs import Child, Supervisor, free_port
-from core.redis_server import redis_binary
+from fiberflow.core.db.migrate import upgrade
+from fiberflow.stack.procs import Child, Supervisor, free_port
+from fiberflow.stack.redis_server import redis_binary
 
 REPO = Path(__file__).resolve().parents[1]
 

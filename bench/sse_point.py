@@ -20,16 +20,19 @@ from bench.report import Dist, load_1m
 from bench.servers import Servers, rss_mb
 from bench.sse_pool import ClientPool, CpuSampler, default_procs
 from bench.sse_publish import Fleet, Published, publish_events
-from core.db.engine import make_engine
+from fiberflow.core.db.engine import make_engine
 
 log = logging.getLogger(__name__)
 CHANNEL = "bench:pubsub:events"
 # name -> (app factory, label in the tables)
 DESIGNS = {
-    "fiberflow": ("api.app:create_app", "shared reader (fiberflow API)"),
+    "fiberflow": ("fiberflow.api.app:create_app", "shared reader (fiberflow API)"),
     "pubsub": ("bench.baselines.pubsub_relay:create_app", "pub/sub per connection (replaced)"),
     # Experiment: the same API, plus gc.freeze() once the clients are connected.
-    "fiberflow-gcfreeze": ("api.app:create_app", "fiberflow + gc.freeze() after connect (exp.)"),
+    "fiberflow-gcfreeze": (
+        "fiberflow.api.app:create_app",
+        "fiberflow + gc.freeze() after connect (exp.)",
+    ),
 }
 
 

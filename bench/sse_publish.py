@@ -20,11 +20,11 @@ from redis.retry import Retry
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.db.models import ServiceInstance
-from core.tokens import issue
-from events.coalesce import Coalescer
-from events.publisher import EventPublisher
-from events.schema import progress
+from fiberflow.core.db.models import ServiceInstance
+from fiberflow.core.tokens import issue
+from fiberflow.events.coalesce import Coalescer
+from fiberflow.events.publisher import EventPublisher
+from fiberflow.events.schema import progress
 
 STATUSES = ("validating", "allocating", "configuring", "activating", "testing")
 

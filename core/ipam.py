@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.db.models import IpAllocation, IpPool, VlanAllocation
+from fiberflow.core.db.models import IpAllocation, IpPool, VlanAllocation
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 64

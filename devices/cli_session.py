@@ -23,14 +23,14 @@ from netmiko.exceptions import (
     NetmikoBaseException,
 )
 
-from devices.base import (
+from fiberflow.devices.base import (
     AuditSink,
     CommandRecord,
     DeviceAuthError,
     PermanentDeviceError,
     TransientDeviceError,
 )
-from devices.inventory import Device
+from fiberflow.devices.inventory import Device
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from devices.base import InvalidInput
+from fiberflow.devices.base import InvalidInput
 
 SERIAL = re.compile(r"[0-9A-F]{16}")
 FSP = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{1,3})")

@@ -1,7 +1,7 @@
 """Lifecycle events: the wire contract, the publisher (DB log + Redis outbox) and the relay."""
 
-from events.record import EventRecord
-from events.schema import (
+from fiberflow.events.record import EventRecord
+from fiberflow.events.schema import (
     CompletedEvent,
     EventKind,
     EventPayload,

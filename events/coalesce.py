@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from events.schema import LifecycleEvent, ProgressEvent
+from fiberflow.events.schema import LifecycleEvent, ProgressEvent
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db.models import EventLog
-from events.record import EventRecord
+from fiberflow.core.db.models import EventLog
+from fiberflow.events.record import EventRecord
 
 HISTORY_PAGE = 1000
 

@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from events.record import DEFAULT_PREFIX, EventRecord, stream_key
+from fiberflow.events.record import DEFAULT_PREFIX, EventRecord, stream_key
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from events.publisher import FLUSH_BATCH, EventPublisher
+from fiberflow.events.publisher import FLUSH_BATCH, EventPublisher
 
 logger = logging.getLogger(__name__)
 

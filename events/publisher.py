@@ -31,12 +31,12 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.engine import make_engine
-from core.db.models import EventLog
-from core.settings import Settings, get_settings
-from events.coalesce import Coalescer
-from events.record import DEFAULT_PREFIX, EventRecord, stream_key
-from events.schema import LifecycleEvent
+from fiberflow.core.db.engine import make_engine
+from fiberflow.core.db.models import EventLog
+from fiberflow.core.settings import Settings, get_settings
+from fiberflow.events.coalesce import Coalescer
+from fiberflow.events.record import DEFAULT_PREFIX, EventRecord, stream_key
+from fiberflow.events.schema import LifecycleEvent
 
 logger = logging.getLogger(__name__)
 

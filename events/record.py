@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.db.models import EventLog
+from fiberflow.core.db.models import EventLog
 
 DEFAULT_PREFIX = "fiberflow:"
 

@@ -24,9 +24,9 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from events.history import events_for
-from events.hub import EventHub, Gap, SubscriptionOverflow, Woken
-from events.record import EventRecord
+from fiberflow.events.history import events_for
+from fiberflow.events.hub import EventHub, Gap, SubscriptionOverflow, Woken
+from fiberflow.events.record import EventRecord
 
 logger = logging.getLogger(__name__)
 

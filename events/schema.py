@@ -33,7 +33,7 @@ from pydantic import (
     StrictStr,
 )
 
-from core.db.models.service import Operation
+from fiberflow.core.db.models.service import Operation
 
 __all__ = [
     "CompletedEvent",

@@ -33,23 +33,27 @@ class DeploymentSpec:
 
 
 DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
-    DeploymentSpec("provision", "flows.provision:provision", "Provision a fibre service"),
-    DeploymentSpec("suspend", "flows.suspend:suspend", "Suspend a service (walled garden)"),
-    DeploymentSpec("resume", "flows.resume:resume", "Resume a suspended service"),
-    DeploymentSpec("terminate", "flows.terminate:terminate", "Terminate a service"),
+    DeploymentSpec("provision", "fiberflow.flows.provision:provision", "Provision a fibre service"),
     DeploymentSpec(
-        "reprovision", "flows.reprovision:reprovision", "Repair drift of one service"
+        "suspend", "fiberflow.flows.suspend:suspend", "Suspend a service (walled garden)"
+    ),
+    DeploymentSpec("resume", "fiberflow.flows.resume:resume", "Resume a suspended service"),
+    DeploymentSpec("terminate", "fiberflow.flows.terminate:terminate", "Terminate a service"),
+    DeploymentSpec(
+        "reprovision", "fiberflow.flows.reprovision:reprovision", "Repair drift of one service"
     ),  # fmt: skip
     DeploymentSpec(
         "reprovision-nightly",
-        "flows.reprovision:reprovision_all",
+        "fiberflow.flows.reprovision:reprovision_all",
         "Nightly drift repair of every active service",
         cron="30 2 * * *",
         concurrency_limit=1,
         collision_strategy="CANCEL_NEW",
     ),
     DeploymentSpec(
-        "reconcile", "flows.reconcile:reconcile", "Fail and compensate a service whose run crashed"
+        "reconcile",
+        "fiberflow.flows.reconcile:reconcile",
+        "Fail and compensate a service whose run crashed",
     ),  # fmt: skip
 )
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from prefect import flow
 
-from core.db.models import Operation
-from tasks.compensation import transaction
-from tasks.hooks import flow_hooks
-from tasks.provisioning import (
+from fiberflow.core.db.models import Operation
+from fiberflow.tasks.compensation import transaction
+from fiberflow.tasks.hooks import flow_hooks
+from fiberflow.tasks.provisioning import (
     activate_radius,
     allocate,
     complete,
@@ -21,7 +21,7 @@ from tasks.provisioning import (
     test_service,
     validate,
 )
-from tasks.run import abort_run, begin_run
+from fiberflow.tasks.run import abort_run, begin_run
 
 
 @flow(name="provision", **flow_hooks())

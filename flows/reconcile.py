@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.reconcile import compensate_crashed_run
+from fiberflow.tasks.reconcile import compensate_crashed_run
 
 
 @flow(name="reconcile")

@@ -11,16 +11,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from core.db.models import Operation
-from tasks import service_ops
-from tasks.hooks import flow_hooks
-from tasks.reprovisioning import (
+from fiberflow.core.db.models import Operation
+from fiberflow.tasks import service_ops
+from fiberflow.tasks.hooks import flow_hooks
+from fiberflow.tasks.reprovisioning import (
     check_drift,
     claim_or_refuse,
     complete_reprovisioning,
     repair_drift,
 )
-from tasks.run import abort_run, begin_run
+from fiberflow.tasks.run import abort_run, begin_run
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import flow
 
-from core.db.models import Operation
-from tasks.compensation import transaction
-from tasks.hooks import flow_hooks
-from tasks.run import abort_run, begin_run
-from tasks.suspension import (
+from fiberflow.core.db.models import Operation
+from fiberflow.tasks.compensation import transaction
+from fiberflow.tasks.hooks import flow_hooks
+from fiberflow.tasks.run import abort_run, begin_run
+from fiberflow.tasks.suspension import (
     complete_resumption,
     notify_resumption,
     restore_plan,

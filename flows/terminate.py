@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from prefect import flow
 
-from core.db.models import Operation
-from tasks.hooks import flow_hooks
-from tasks.run import abort_run, begin_run
-from tasks.termination import (
+from fiberflow.core.db.models import Operation
+from fiberflow.tasks.hooks import flow_hooks
+from fiberflow.tasks.run import abort_run, begin_run
+from fiberflow.tasks.termination import (
     complete_termination,
     disconnect,
     release_resources,

@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.db.models import Operation
-from events import schema
-from tasks.runtime import runtime
-from tasks.steps import BY_OPERATION, Step
+from fiberflow.core.db.models import Operation
+from fiberflow.events import schema
+from fiberflow.tasks.runtime import runtime
+from fiberflow.tasks.steps import BY_OPERATION, Step
 
 log = logging.getLogger(__name__)
 _RUNS: dict[str, RunContext] = {}

@@ -14,17 +14,17 @@ from typing import TypeVar
 
 from prefect.concurrency.sync import concurrency
 
-from core import metrics
-from core.db.models import DeviceCommandAudit
-from devices.base import AuditSink, CommandRecord
-from devices.bng.cisco import CiscoBng
-from devices.olt.huawei import HuaweiOlt
-from devices.radius.client import RadiusClient, nas_target
-from devices.radius.driver import Radius
-from devices.radius.sql import RadiusStore
-from devices.radius.types import NasTarget
-from tasks.context import RunContext
-from tasks.runtime import runtime
+from fiberflow.core import metrics
+from fiberflow.core.db.models import DeviceCommandAudit
+from fiberflow.devices.base import AuditSink, CommandRecord
+from fiberflow.devices.bng.cisco import CiscoBng
+from fiberflow.devices.olt.huawei import HuaweiOlt
+from fiberflow.devices.radius.client import RadiusClient, nas_target
+from fiberflow.devices.radius.driver import Radius
+from fiberflow.devices.radius.sql import RadiusStore
+from fiberflow.devices.radius.types import NasTarget
+from fiberflow.tasks.context import RunContext
+from fiberflow.tasks.runtime import runtime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,11 +15,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypedDict
 
-from core import logs, metrics
-from core.db.models import Operation
-from core.settings import get_settings
-from tasks.context import RunContext, lookup
-from tasks.steps import Step
+from fiberflow.core import logs, metrics
+from fiberflow.core.db.models import Operation
+from fiberflow.core.settings import get_settings
+from fiberflow.tasks.context import RunContext, lookup
+from fiberflow.tasks.steps import Step
 
 log = logging.getLogger(__name__)
 Hook = Callable[..., None]
@@ -133,7 +133,7 @@ def _flow_ctx(flow_run: Any, flow: Any = None) -> RunContext | None:
     if ctx is not None:
         return ctx
     # The flow died before it registered (or in another process): rebuild from the row.
-    from tasks.run import context_for
+    from fiberflow.tasks.run import context_for
 
     service_id = (flow_run.parameters or {}).get("service_id")
     operation = FLOW_OPERATIONS.get(getattr(flow, "name", ""))
@@ -149,7 +149,7 @@ def _workflow_labels(flow: Any, flow_run: Any) -> tuple[str, str | None]:
     service_id = (flow_run.parameters or {}).get("service_id")
     if not service_id:
         return operation, None
-    from tasks import service
+    from fiberflow.tasks import service
 
     try:
         return operation, service.load(str(service_id)).plan
@@ -203,7 +203,7 @@ def flow_hooks() -> FlowHooks:
         # Runs in the worker (the run's process may be gone). The reconcile flow it
         # hands over to counts the failure in the workflow metrics, once.
         # The service and the run are in the flow run itself: no context to rebuild.
-        from tasks.run import close_abnormal_run
+        from fiberflow.tasks.run import close_abnormal_run
 
         service_id = (flow_run.parameters or {}).get("service_id")
         extra = {"flow_run_id": str(flow_run.id), "service_id": service_id, "status": what}

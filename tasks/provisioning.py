@@ -15,18 +15,18 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.transactions import Transaction, get_transaction
 
-from core.db.models import Operation, ServiceInstance
-from core.ipam import allocate_ip, allocate_vlan, release_ip, release_vlan
-from core.settings import get_settings
-from devices import validation
-from devices.base import DeviceAuthError, PermanentDeviceError
-from devices.radius.types import AuthStatus
-from tasks import devices, service
-from tasks.context import lookup
-from tasks.hooks import rollback_notice, step_hooks
-from tasks.retry import device_retries
-from tasks.runtime import runtime
-from tasks.steps import PROVISIONING as S
+from fiberflow.core.db.models import Operation, ServiceInstance
+from fiberflow.core.ipam import allocate_ip, allocate_vlan, release_ip, release_vlan
+from fiberflow.core.settings import get_settings
+from fiberflow.devices import validation
+from fiberflow.devices.base import DeviceAuthError, PermanentDeviceError
+from fiberflow.devices.radius.types import AuthStatus
+from fiberflow.tasks import devices, service
+from fiberflow.tasks.context import lookup
+from fiberflow.tasks.hooks import rollback_notice, step_hooks
+from fiberflow.tasks.retry import device_retries
+from fiberflow.tasks.runtime import runtime
+from fiberflow.tasks.steps import PROVISIONING as S
 
 log = logging.getLogger(__name__)
 

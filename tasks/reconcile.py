@@ -8,12 +8,12 @@ import logging
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from core import metrics
-from core.db.models import TRANSITIONAL, Operation, ServiceStatus
-from tasks import service, teardown
-from tasks.context import RunContext
-from tasks.retry import device_retries
-from tasks.steps import BY_OPERATION
+from fiberflow.core import metrics
+from fiberflow.core.db.models import TRANSITIONAL, Operation, ServiceStatus
+from fiberflow.tasks import service, teardown
+from fiberflow.tasks.context import RunContext
+from fiberflow.tasks.retry import device_retries
+from fiberflow.tasks.steps import BY_OPERATION
 
 log = logging.getLogger(__name__)
 

@@ -17,16 +17,16 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from core.db.models import InvalidTransition, Operation, ServiceStatus
-from devices.base import PermanentDeviceError
-from devices.inventory import Plan
-from tasks import devices, service, service_ops
-from tasks.context import RunContext, lookup, register
-from tasks.hooks import step_hooks
-from tasks.retry import device_retries
-from tasks.runtime import runtime
-from tasks.service import ServiceView
-from tasks.steps import REPROVISIONING as S
+from fiberflow.core.db.models import InvalidTransition, Operation, ServiceStatus
+from fiberflow.devices.base import PermanentDeviceError
+from fiberflow.devices.inventory import Plan
+from fiberflow.tasks import devices, service, service_ops
+from fiberflow.tasks.context import RunContext, lookup, register
+from fiberflow.tasks.hooks import step_hooks
+from fiberflow.tasks.retry import device_retries
+from fiberflow.tasks.runtime import runtime
+from fiberflow.tasks.service import ServiceView
+from fiberflow.tasks.steps import REPROVISIONING as S
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any, TypedDict
 
 from sqlalchemy.exc import DBAPIError
 
-from core.settings import get_settings
-from devices.base import DeviceError
+from fiberflow.core.settings import get_settings
+from fiberflow.devices.base import DeviceError
 
 
 def transient_only(_task: Any, _task_run: Any, state: Any) -> bool:

@@ -6,9 +6,9 @@ import logging
 
 from prefect.runtime import flow_run
 
-from core.db.models import Operation
-from tasks import service
-from tasks.context import RunContext, register
+from fiberflow.core.db.models import Operation
+from fiberflow.tasks import service
+from fiberflow.tasks.context import RunContext, register
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,8 @@ def begin_run(service_id: str, operation: Operation) -> RunContext:
 def context_for(
     service_id: str, flow_run_id: str, operation: Operation | None = None
 ) -> RunContext | None:
-    from core.db.models import ServiceInstance
-    from tasks.runtime import runtime
+    from fiberflow.core.db.models import ServiceInstance
+    from fiberflow.tasks.runtime import runtime
 
     with runtime().sessions() as s:
         row = s.get(ServiceInstance, service_id)
@@ -58,7 +58,7 @@ def close_abnormal_run(service_id: str, flow_run_id: str, error: str) -> None:
     The run's own transaction never rolled back, so failing the row here would leave
     its ONT, IP and RADIUS rows behind. If Prefect can't be reached, the service stays
     transitional and the reconciler's next pass hands it over."""
-    from tasks.handoff import start_reconcile
+    from fiberflow.tasks.handoff import start_reconcile
 
     try:
         start_reconcile(service_id, flow_run_id, error)

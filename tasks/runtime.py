@@ -11,10 +11,10 @@ from functools import lru_cache
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.engine import make_engine, session_factory
-from core.settings import Settings, get_settings
-from devices.inventory import Inventory, load_inventory
-from events.publisher import EventPublisher, connect_sync
+from fiberflow.core.db.engine import make_engine, session_factory
+from fiberflow.core.settings import Settings, get_settings
+from fiberflow.devices.inventory import Inventory, load_inventory
+from fiberflow.events.publisher import EventPublisher, connect_sync
 
 
 class NoInventory(RuntimeError):

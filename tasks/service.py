@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import update as sa_update
 from sqlalchemy.orm import Session
 
-from core.db.models import TRANSITIONAL, Operation, ServiceInstance, ServiceStatus
-from tasks.runtime import runtime
+from fiberflow.core.db.models import TRANSITIONAL, Operation, ServiceInstance, ServiceStatus
+from fiberflow.tasks.runtime import runtime
 
 
 class ServiceGone(LookupError):

@@ -5,14 +5,14 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.db.models import (
+from fiberflow.core.db.models import (
     OPERATION_TRANSITIONS,
     InvalidTransition,
     Operation,
     ServiceInstance,
     ServiceStatus,
 )
-from tasks.runtime import runtime
+from fiberflow.tasks.runtime import runtime
 
 
 def claim(service_id: str, operation: Operation) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.db.models import Operation
+from fiberflow.core.db.models import Operation
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,17 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.transactions import Transaction, get_transaction
 
-from core.db.models import Operation
-from devices.base import PermanentDeviceError
-from devices.radius.policy import coa_attributes, plan_reply, walled_garden_reply
-from devices.radius.types import SUSPENDED_GROUP, CoaResult, CoaStatus
-from tasks import devices, service
-from tasks.context import RunContext, lookup
-from tasks.hooks import rollback_notice, step_hooks
-from tasks.retry import device_retries
-from tasks.runtime import runtime
-from tasks.service import ServiceView
-from tasks.steps import RESUMPTION, SUSPENSION, Step
+from fiberflow.core.db.models import Operation
+from fiberflow.devices.base import PermanentDeviceError
+from fiberflow.devices.radius.policy import coa_attributes, plan_reply, walled_garden_reply
+from fiberflow.devices.radius.types import SUSPENDED_GROUP, CoaResult, CoaStatus
+from fiberflow.tasks import devices, service
+from fiberflow.tasks.context import RunContext, lookup
+from fiberflow.tasks.hooks import rollback_notice, step_hooks
+from fiberflow.tasks.retry import device_retries
+from fiberflow.tasks.runtime import runtime
+from fiberflow.tasks.service import ServiceView
+from fiberflow.tasks.steps import RESUMPTION, SUSPENSION, Step
 
 log = logging.getLogger(__name__)
 # RFC 5176 Error-Cause 503: the NAS has no session for the user (subscriber offline).

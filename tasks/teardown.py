@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from core.ipam import release_ip, release_vlan
-from devices.radius.types import CoaStatus, RadiusTimeout
-from tasks import devices, service
-from tasks.context import RunContext
-from tasks.runtime import runtime
-from tasks.service import ServiceView
+from fiberflow.core.ipam import release_ip, release_vlan
+from fiberflow.devices.radius.types import CoaStatus, RadiusTimeout
+from fiberflow.tasks import devices, service
+from fiberflow.tasks.context import RunContext
+from fiberflow.tasks.runtime import runtime
+from fiberflow.tasks.service import ServiceView
 
 log = logging.getLogger(__name__)
 SESSION_NOT_FOUND = 503

@@ -6,14 +6,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from core.db.models import Operation
-from devices.base import PermanentDeviceError
-from tasks import service, teardown
-from tasks.context import lookup
-from tasks.hooks import step_hooks
-from tasks.retry import device_retries
-from tasks.service import ServiceView
-from tasks.steps import TERMINATION as S
+from fiberflow.core.db.models import Operation
+from fiberflow.devices.base import PermanentDeviceError
+from fiberflow.tasks import service, teardown
+from fiberflow.tasks.context import lookup
+from fiberflow.tasks.hooks import step_hooks
+from fiberflow.tasks.retry import device_retries
+from fiberflow.tasks.service import ServiceView
+from fiberflow.tasks.steps import TERMINATION as S
 
 
 @task(name="validate-termination", cache_policy=NO_CACHE, **step_hooks(S["validating"]))

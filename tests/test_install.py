@@ -49,11 +49,11 @@ def test_wheel_install_runs_the_stack_from_elsewhere(tmp_path: Path) -> None:
     )  # fmt: skip
     assert str(REPO) not in probe.stdout, "fiberflow was imported from the source tree"
 
-    from core.procs import free_port
+    from fiberflow.stack.procs import free_port
 
     data_dir = workdir / ".fiberflow"
     api_port, prefect_port = free_port(), free_port()
-    launcher = "import sys; from core.cli import main; sys.argv[0] = 'fiberflow'; main()"
+    launcher = "import sys; from stack.cli import main; sys.argv[0] = 'fiberflow'; main()"
     with (tmp_path / "up.log").open("wb") as log:
         proc = subprocess.Popen(
             [str(py), "-c", launcher, "up", "--api-port", str(api_port),

@@ -23,14 +23,20 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db.models import DeviceCommandAudit, EventLog, Operation, RadCheck, ServiceInstance
-from core.tokens import issue
-from devices.inventory import load_inventory
-from devices.lab.lab_inventory import write_inventory
-from flows.provision import provision
-from flows.suspend import suspend
-from flows.terminate import terminate
-from tasks.runtime import reset_runtime
+from fiberflow.core.db.models import (
+    DeviceCommandAudit,
+    EventLog,
+    Operation,
+    RadCheck,
+    ServiceInstance,
+)
+from fiberflow.core.tokens import issue
+from fiberflow.devices.inventory import load_inventory
+from fiberflow.flows.provision import provision
+from fiberflow.flows.suspend import suspend
+from fiberflow.flows.terminate import terminate
+from fiberflow.lab.lab_inventory import write_inventory
+from fiberflow.tasks.runtime import reset_runtime
 from tests.fixtures.api_app import open_api
 from tests.fixtures.lifecycle import TENANT, Lifecycle
 

@@ -5,6 +5,6 @@ follows the SSE relay with the session cookie and falls back to polling the
 events history. Everything ships as package data: no CDN, no build step.
 """
 
-from api.portal.routes import router
+from fiberflow.api.portal.routes import router
 
 __all__ = ["router"]

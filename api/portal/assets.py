@@ -24,7 +24,7 @@ class Asset:
 def load() -> dict[str, Asset]:
     """Every ``.js`` and ``.css`` file shipped in ``api.portal.static``, by file name."""
     found: dict[str, Asset] = {}
-    for entry in files("api.portal.static").iterdir():
+    for entry in files("fiberflow.api.portal.static").iterdir():
         suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""
         if not entry.is_file() or suffix not in MEDIA_TYPES:
             continue

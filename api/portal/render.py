@@ -13,9 +13,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from core.db.models import ServiceInstance, ServiceStatus
-from core.tokens import Principal
-from tasks.steps import BY_OPERATION
+from fiberflow.core.db.models import ServiceInstance, ServiceStatus
+from fiberflow.core.tokens import Principal
+from fiberflow.tasks.steps import BY_OPERATION
 
 STATUS_LABELS: dict[str, str] = {
     ServiceStatus.PENDING: "Pending",
@@ -54,7 +54,9 @@ SECURITY_HEADERS = {
 
 @cache
 def _template(name: str) -> Template:
-    return Template(files("api.portal.templates").joinpath(name).read_text(encoding="utf-8"))
+    return Template(
+        files("fiberflow.api.portal.templates").joinpath(name).read_text(encoding="utf-8")
+    )
 
 
 def _fill(name: str, raw: dict[str, str] | None = None, **values: object) -> str:

@@ -13,12 +13,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
-from api.access import get_visible_service, visible
-from api.deps import StateDep, authenticate
-from api.portal import assets, render
-from api.portal.session import clear_session_cookie, set_session_cookie, sign_in
-from core.db.models import ServiceInstance
-from core.tokens import Principal, TokenError
+from fiberflow.api.access import get_visible_service, visible
+from fiberflow.api.deps import StateDep, authenticate
+from fiberflow.api.portal import assets, render
+from fiberflow.api.portal.session import clear_session_cookie, set_session_cookie, sign_in
+from fiberflow.core.db.models import ServiceInstance
+from fiberflow.core.tokens import Principal, TokenError
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)

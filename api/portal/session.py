@@ -15,8 +15,8 @@ import jwt
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.deps import SESSION_COOKIE
-from core.tokens import Principal, TokenError, verify
+from fiberflow.api.deps import SESSION_COOKIE
+from fiberflow.core.tokens import Principal, TokenError, verify
 
 
 @dataclass(frozen=True, slots=True)

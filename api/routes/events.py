@@ -11,10 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.access import get_visible_service
-from api.deps import PrincipalDep, SessionDep
-from api.schemas import ErrorBody
-from events.history import HISTORY_PAGE, history
+from fiberflow.api.access import get_visible_service
+from fiberflow.api.deps import PrincipalDep, SessionDep
+from fiberflow.api.schemas import ErrorBody
+from fiberflow.events.history import HISTORY_PAGE, history
 
 router = APIRouter(prefix="/api/v1/services", tags=["events"])
 

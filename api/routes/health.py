@@ -3,8 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import StateDep
-from api.health import readiness
+from fiberflow.api.deps import StateDep
+from fiberflow.api.health import readiness
 
 router = APIRouter(tags=["health"])
 

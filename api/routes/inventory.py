@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import OperatorDep
-from api.inventory import InventoryDep
-from api.schemas import BngOut, ErrorBody, InventoryOut, OltOut, PlanOut
+from fiberflow.api.deps import OperatorDep
+from fiberflow.api.inventory import InventoryDep
+from fiberflow.api.schemas import BngOut, ErrorBody, InventoryOut, OltOut, PlanOut
 
 router = APIRouter(prefix="/api/v1/inventory", tags=["inventory"])
 

@@ -14,15 +14,22 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, status
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from api import operations
-from api.access import get_visible_service, visible
-from api.deps import OperatorDep, PrincipalDep, SessionDep
-from api.inventory import InventoryDep
-from api.ratelimit import CreateRateLimit
-from api.schemas import Accepted, ErrorBody, ServiceCreate, ServiceOut, ServicePage, SuspendBody
-from core.db.models import Operation, ServiceInstance, ServiceStatus
-from core.tokens import Principal
-from devices.inventory import Inventory
+from fiberflow.api import operations
+from fiberflow.api.access import get_visible_service, visible
+from fiberflow.api.deps import OperatorDep, PrincipalDep, SessionDep
+from fiberflow.api.inventory import InventoryDep
+from fiberflow.api.ratelimit import CreateRateLimit
+from fiberflow.api.schemas import (
+    Accepted,
+    ErrorBody,
+    ServiceCreate,
+    ServiceOut,
+    ServicePage,
+    SuspendBody,
+)
+from fiberflow.core.db.models import Operation, ServiceInstance, ServiceStatus
+from fiberflow.core.tokens import Principal
+from fiberflow.devices.inventory import Inventory
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/services", tags=["services"])

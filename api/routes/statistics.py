@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import OperatorDep, SessionDep
-from api.schemas import ErrorBody, StatisticsOut
-from api.statistics import tenant_statistics
+from fiberflow.api.deps import OperatorDep, SessionDep
+from fiberflow.api.schemas import ErrorBody, StatisticsOut
+from fiberflow.api.statistics import tenant_statistics
 
 # Declared before the services router so "lifecycle" is never taken for a service id.
 router = APIRouter(prefix="/api/v1/services/lifecycle", tags=["statistics"])

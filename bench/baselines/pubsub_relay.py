@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core.tokens import TokenError, verify
+from fiberflow.core.tokens import TokenError, verify
 
 PATH = "/api/v1/realtime/service-lifecycle/{service_id}"
 

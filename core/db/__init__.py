@@ -1,5 +1,5 @@
 """Database access: engine/session factories, models and migrations."""
 
-from core.db.engine import make_engine, normalize_url, session_factory
+from fiberflow.core.db.engine import make_engine, normalize_url, session_factory
 
 __all__ = ["make_engine", "normalize_url", "session_factory"]

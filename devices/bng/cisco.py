@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 
-from devices import validation as v
-from devices.base import AuditSink, PermanentDeviceError, Result, no_audit
-from devices.bng.models import SubInterface
-from devices.bng.parsing import INVALID, parse_running_interfaces
-from devices.cli_session import CliSession, open_session
-from devices.inventory import Bng
+from fiberflow.devices import validation as v
+from fiberflow.devices.base import AuditSink, PermanentDeviceError, Result, no_audit
+from fiberflow.devices.bng.models import SubInterface
+from fiberflow.devices.bng.parsing import INVALID, parse_running_interfaces
+from fiberflow.devices.cli_session import CliSession, open_session
+from fiberflow.devices.inventory import Bng
 
 log = logging.getLogger(__name__)
 

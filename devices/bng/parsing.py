@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from devices.bng.models import SubInterface
-from devices.textfsm_parse import parse_ntc
+from fiberflow.devices.bng.models import SubInterface
+from fiberflow.devices.textfsm_parse import parse_ntc
 
 INVALID = re.compile(r"^\s*% Invalid input detected", re.M)
 

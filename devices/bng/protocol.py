@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from devices.base import Result
-from devices.bng.models import SubInterface
+from fiberflow.devices.base import Result
+from fiberflow.devices.bng.models import SubInterface
 
 
 class BngDriver(Protocol):

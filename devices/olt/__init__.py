@@ -1,15 +1,15 @@
 """OLT drivers (Huawei SmartAX GPON over netmiko ``huawei_olt``)."""
 
-from devices.olt.errors import (
+from fiberflow.devices.olt.errors import (
     OltCommandFailed,
     OntIdInUse,
     OntNotFound,
     OntSerialExists,
     ServicePortIndexConflict,
 )
-from devices.olt.huawei import HuaweiOlt
-from devices.olt.models import OntInfo, ServicePort
-from devices.olt.protocol import OltDriver
+from fiberflow.devices.olt.huawei import HuaweiOlt
+from fiberflow.devices.olt.models import OntInfo, ServicePort
+from fiberflow.devices.olt.protocol import OltDriver
 
 __all__ = [
     "HuaweiOlt",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from devices.base import PermanentDeviceError
+from fiberflow.devices.base import PermanentDeviceError
 
 
 class OltCommandFailed(PermanentDeviceError):

@@ -15,12 +15,12 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from devices import validation as v
-from devices.base import AuditSink, InvalidInput, Result, no_audit
-from devices.cli_session import CliSession, open_session
-from devices.inventory import Olt
-from devices.olt import parsing
-from devices.olt.errors import (
+from fiberflow.devices import validation as v
+from fiberflow.devices.base import AuditSink, InvalidInput, Result, no_audit
+from fiberflow.devices.cli_session import CliSession, open_session
+from fiberflow.devices.inventory import Olt
+from fiberflow.devices.olt import parsing
+from fiberflow.devices.olt.errors import (
     OltCommandFailed,
     OntIdInUse,
     OntNotFound,
@@ -28,7 +28,7 @@ from devices.olt.errors import (
     failure_line,
     raise_for_failure,
 )
-from devices.olt.models import OntInfo, ServicePort
+from fiberflow.devices.olt.models import OntInfo, ServicePort
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from devices.olt.models import ControlFlag, OntInfo, ServicePort
-from devices.textfsm_parse import NTC_TEMPLATES, ParseError, parse_file, parse_ntc
+from fiberflow.devices.olt.models import ControlFlag, OntInfo, ServicePort
+from fiberflow.devices.textfsm_parse import NTC_TEMPLATES, ParseError, parse_file, parse_ntc
 
 PLATFORM = "huawei_smartax"
 # Own templates sit beside this module so the "*.textfsm" package-data glob ships them.

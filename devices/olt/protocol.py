@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from devices.base import Result
-from devices.olt.models import OntInfo, ServicePort
+from fiberflow.devices.base import Result
+from fiberflow.devices.olt.models import OntInfo, ServicePort
 
 
 class OltDriver(Protocol):

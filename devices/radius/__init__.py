@@ -1,10 +1,10 @@
 """RADIUS driver: FreeRADIUS SQL rows (sql.RadiusStore) + pyrad packets (client.RadiusClient)."""
 
-from devices.radius.client import RadiusClient, nas_target, radius_secret
-from devices.radius.driver import Radius
-from devices.radius.protocol import RadiusDriver, RadiusRows, RadiusWire
-from devices.radius.sql import RadiusStore
-from devices.radius.types import (
+from fiberflow.devices.radius.client import RadiusClient, nas_target, radius_secret
+from fiberflow.devices.radius.driver import Radius
+from fiberflow.devices.radius.protocol import RadiusDriver, RadiusRows, RadiusWire
+from fiberflow.devices.radius.sql import RadiusStore
+from fiberflow.devices.radius.types import (
     SUSPENDED_GROUP,
     AuthResult,
     AuthStatus,

@@ -18,11 +18,17 @@ from collections.abc import Mapping, Sequence
 from pyrad import packet
 from pyrad.client import Client, Timeout
 
-from devices import validation
-from devices.base import AuditSink, CommandRecord, InvalidInput, TransientDeviceError, no_audit
-from devices.inventory import Bng, InventoryError, RadiusServer
-from devices.radius.dictionary import is_known, load_dictionary
-from devices.radius.types import (
+from fiberflow.devices import validation
+from fiberflow.devices.base import (
+    AuditSink,
+    CommandRecord,
+    InvalidInput,
+    TransientDeviceError,
+    no_audit,
+)
+from fiberflow.devices.inventory import Bng, InventoryError, RadiusServer
+from fiberflow.devices.radius.dictionary import is_known, load_dictionary
+from fiberflow.devices.radius.types import (
     Attributes,
     AuthResult,
     AuthStatus,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from devices.base import Result
-from devices.inventory import Plan
-from devices.radius.client import RadiusClient
-from devices.radius.sql import RadiusStore
-from devices.radius.types import AuthResult, CoaResult, NasTarget, RadiusSubscriber
+from fiberflow.devices.base import Result
+from fiberflow.devices.inventory import Plan
+from fiberflow.devices.radius.client import RadiusClient
+from fiberflow.devices.radius.sql import RadiusStore
+from fiberflow.devices.radius.types import AuthResult, CoaResult, NasTarget, RadiusSubscriber
 
 
 class Radius:

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from devices import validation
-from devices.inventory import Plan
-from devices.radius.types import SUSPENDED_GROUP, ReplyAttribute
+from fiberflow.devices import validation
+from fiberflow.devices.inventory import Plan
+from fiberflow.devices.radius.types import SUSPENDED_GROUP, ReplyAttribute
 
 
 def plan_reply(plan: Plan) -> tuple[ReplyAttribute, ...]:

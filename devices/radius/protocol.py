@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from devices.base import Result
-from devices.inventory import Plan
-from devices.radius.types import AuthResult, CoaResult, NasTarget, RadiusSubscriber
+from fiberflow.devices.base import Result
+from fiberflow.devices.inventory import Plan
+from fiberflow.devices.radius.types import AuthResult, CoaResult, NasTarget, RadiusSubscriber
 
 
 class RadiusRows(Protocol):

@@ -28,9 +28,9 @@ from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.models.radius import RadCheck, RadGroupReply, RadReply, RadUserGroup
-from devices import validation
-from devices.base import (
+from fiberflow.core.db.models.radius import RadCheck, RadGroupReply, RadReply, RadUserGroup
+from fiberflow.devices import validation
+from fiberflow.devices.base import (
     AuditSink,
     CommandRecord,
     PermanentDeviceError,
@@ -38,9 +38,9 @@ from devices.base import (
     TransientDeviceError,
     no_audit,
 )
-from devices.inventory import Plan
-from devices.radius.policy import group_replies
-from devices.radius.types import RadiusSubscriber, ReplyAttribute
+from fiberflow.devices.inventory import Plan
+from fiberflow.devices.radius.policy import group_replies
+from fiberflow.devices.radius.types import RadiusSubscriber, ReplyAttribute
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from devices.base import TransientDeviceError
+from fiberflow.devices.base import TransientDeviceError
 
 #: The radusergroup group of a suspended subscriber; its radgroupreply rows put the
 #: session in the walled garden.

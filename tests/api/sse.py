@@ -14,8 +14,8 @@ import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.db.models import ServiceInstance
-from core.tokens import issue
+from fiberflow.core.db.models import ServiceInstance
+from fiberflow.core.tokens import issue
 
 WAIT = 15.0
 

@@ -13,8 +13,8 @@ import jwt
 import pytest
 from fastapi.routing import APIRoute
 
-from api.deps import SESSION_COOKIE
-from core.db.models import ServiceStatus
+from fiberflow.api.deps import SESSION_COOKIE
+from fiberflow.core.db.models import ServiceStatus
 from tests.fixtures.api_app import TENANT_A, ApiApp, app_routes, new_serial
 
 SERVICES = "/api/v1/services"

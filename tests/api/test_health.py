@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from core.settings import Settings
+from fiberflow.api.app import create_app
+from fiberflow.core.settings import Settings
 
 
 def _client(tmp_path: Path, database_url: str, redis_url: str) -> TestClient:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from core.db.migrate import upgrade
-from devices.lab.lab_inventory import LAB_PLANS, build_inventory, write_inventory
+from fiberflow.core.db.migrate import upgrade
+from fiberflow.lab.lab_inventory import LAB_PLANS, build_inventory, write_inventory
 from tests.fixtures.api_app import DUMMY_PORTS, ApiApp, open_api
 
 INVENTORY = "/api/v1/inventory"

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from fastapi.routing import APIRoute
 
-from core.db.models import ServiceStatus
+from fiberflow.core.db.models import ServiceStatus
 from tests.fixtures.api_app import TENANT_A, TENANT_B, ApiApp, app_routes, new_serial
 
 S = "/api/v1/services"

@@ -13,12 +13,12 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.app import build_state
-from api.ratelimit import TokenBucket, limit_creates, namespace
-from core.db.migrate import upgrade
-from core.db.models import ServiceInstance
-from core.settings import Settings
-from core.tokens import Principal
+from fiberflow.api.app import build_state
+from fiberflow.api.ratelimit import TokenBucket, limit_creates, namespace
+from fiberflow.core.db.migrate import upgrade
+from fiberflow.core.db.models import ServiceInstance
+from fiberflow.core.settings import Settings
+from fiberflow.core.tokens import Principal
 from tests.fixtures.api_app import ApiApp, new_serial, open_api
 
 SERVICES = "/api/v1/services"

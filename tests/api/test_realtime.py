@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from core.db.engine import make_engine
-from events.coalesce import Coalescer
-from events.publisher import EventPublisher, connect_sync
-from events.schema import validate_event
+from fiberflow.core.db.engine import make_engine
+from fiberflow.events.coalesce import Coalescer
+from fiberflow.events.publisher import EventPublisher, connect_sync
+from fiberflow.events.schema import validate_event
 from tests.api.sse import WAIT, SseReader, auth, make_service
 from tests.events.helpers import Workflow
 from tests.fixtures.sse_api import ApiServer, start_stack

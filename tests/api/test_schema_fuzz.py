@@ -25,8 +25,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from core.db.migrate import upgrade
-from core.db.models import ServiceStatus
+from fiberflow.core.db.migrate import upgrade
+from fiberflow.core.db.models import ServiceStatus
 from tests.fixtures.api_app import ApiApp, open_api
 
 MAX_EXAMPLES = 40

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from core.db.models import Operation, ServiceInstance, ServiceStatus
+from fiberflow.core.db.models import Operation, ServiceInstance, ServiceStatus
 from tests.fixtures.api_app import ApiApp
 
 SERVICES = "/api/v1/services"

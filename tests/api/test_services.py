@@ -14,8 +14,8 @@ from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, tempor
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
-from api.schemas import ServiceCreate
-from core.db.models import ServiceInstance, ServiceStatus
+from fiberflow.api.schemas import ServiceCreate
+from fiberflow.core.db.models import ServiceInstance, ServiceStatus
 from tests.fixtures.api_app import TENANT_A, TENANT_B, ApiApp, new_serial
 
 SERVICES = "/api/v1/services"

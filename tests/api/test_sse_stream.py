@@ -7,8 +7,8 @@ import asyncio
 
 from sse_starlette import ServerSentEvent
 
-from api.sse_stream import ConnectionLimiter, Heartbeats, _WireCache
-from events.record import EventRecord
+from fiberflow.api.sse_stream import ConnectionLimiter, Heartbeats, _WireCache
+from fiberflow.events.record import EventRecord
 from tests.api.sse import WAIT
 
 

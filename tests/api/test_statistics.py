@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from core.db.models import EventLog, ServiceStatus
+from fiberflow.core.db.models import EventLog, ServiceStatus
 from tests.fixtures.api_app import TENANT_A, TENANT_B, ApiApp
 
 STATS = "/api/v1/services/lifecycle/statistics"

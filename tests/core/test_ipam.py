@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from core.db.engine import make_engine
-from core.db.models import IpAllocation, VlanAllocation
-from core.ipam import PoolExhausted, allocate_ip, allocate_vlan, release_ip, release_vlan
+from fiberflow.core.db.engine import make_engine
+from fiberflow.core.db.models import IpAllocation, VlanAllocation
+from fiberflow.core.ipam import PoolExhausted, allocate_ip, allocate_vlan, release_ip, release_vlan
 
 POOL = dict(pool="bng-1", network="100.64.0.0/24", gateway="100.64.0.1")
 

@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.db.models import InvalidTransition, Operation, ServiceInstance, ServiceStatus
+from fiberflow.core.db.models import InvalidTransition, Operation, ServiceInstance, ServiceStatus
 
 TENANT = "4f1c2a4e-8d7b-4c3a-9e2f-0a1b2c3d4e5f"
 

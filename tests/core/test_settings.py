@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import ConfigError, Settings
+from fiberflow.core.settings import ConfigError, Settings
 
 
 def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from devices.base import CommandRecord, InvalidInput
-from devices.bng import CiscoBng, ConfigRejected, SubscriberNotFound
-from devices.bng.parsing import parse_running_interfaces
-from devices.inventory import Bng
-from devices.lab.devices import LabBng
+from fiberflow.devices.base import CommandRecord, InvalidInput
+from fiberflow.devices.bng import CiscoBng, ConfigRejected, SubscriberNotFound
+from fiberflow.devices.bng.parsing import parse_running_interfaces
+from fiberflow.devices.inventory import Bng
+from fiberflow.lab.devices import LabBng
 
 CAPTURE = Path(__file__).parent / "captures" / "cisco_ios" / "show_running-config_interface.raw"
 IFACE = "GigabitEthernet0/0/1"

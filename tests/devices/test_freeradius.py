@@ -10,10 +10,16 @@ import pytest
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session
 
-from core.db.engine import make_engine
-from core.db.models.radius import RadCheck, RadGroupReply, RadReply, RadUserGroup
-from devices.lab.radius_server import start_radius
-from devices.radius import AuthResult, AuthStatus, RadiusClient, RadiusStore, RadiusTimeout
+from fiberflow.core.db.engine import make_engine
+from fiberflow.core.db.models.radius import RadCheck, RadGroupReply, RadReply, RadUserGroup
+from fiberflow.devices.radius import (
+    AuthResult,
+    AuthStatus,
+    RadiusClient,
+    RadiusStore,
+    RadiusTimeout,
+)
+from fiberflow.lab.radius_server import start_radius
 from tests.devices.test_radius_sql import PLANS
 from tests.fixtures.freeradius import FreeRadius
 

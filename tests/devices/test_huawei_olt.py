@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from devices.base import CommandRecord, InvalidInput
-from devices.inventory import Olt
-from devices.lab.devices import LabOlt
-from devices.olt import (
+from fiberflow.devices.base import CommandRecord, InvalidInput
+from fiberflow.devices.inventory import Olt
+from fiberflow.devices.olt import (
     HuaweiOlt,
     OltCommandFailed,
     OntIdInUse,
@@ -19,13 +18,14 @@ from devices.olt import (
     OntSerialExists,
     ServicePortIndexConflict,
 )
-from devices.olt.errors import raise_for_failure
-from devices.olt.parsing import (
+from fiberflow.devices.olt.errors import raise_for_failure
+from fiberflow.devices.olt.parsing import (
     parse_ont_add,
     parse_ont_detail,
     parse_ont_summary,
     parse_service_ports,
 )
+from fiberflow.lab.devices import LabOlt
 
 CAPTURES = Path(__file__).parent / "captures" / "huawei_smartax"
 SN1 = "485754431A2B3C4D"

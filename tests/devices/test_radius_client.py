@@ -9,11 +9,9 @@ import logging
 import pytest
 from sqlalchemy import Engine
 
-from devices.base import CommandRecord, InvalidInput, TransientDeviceError
-from devices.inventory import Bng, InventoryError, RadiusServer
-from devices.lab.nas import LabNas
-from devices.lab.radius_server import LabRadius
-from devices.radius import (
+from fiberflow.devices.base import CommandRecord, InvalidInput, TransientDeviceError
+from fiberflow.devices.inventory import Bng, InventoryError, RadiusServer
+from fiberflow.devices.radius import (
     AuthStatus,
     CoaStatus,
     NasTarget,
@@ -23,6 +21,8 @@ from devices.radius import (
     nas_target,
     radius_secret,
 )
+from fiberflow.lab.nas import LabNas
+from fiberflow.lab.radius_server import LabRadius
 from tests.devices.test_radius_sql import INJECTIONS, PLANS
 from tests.fixtures.radius_lab import LAB_NAS_SECRET, LAB_RADIUS_SECRET
 

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from core.db.models.radius import RadCheck, RadGroupReply, RadReply, RadUserGroup
-from devices.base import CommandRecord, InvalidInput, PermanentDeviceError
-from devices.inventory import Plan
-from devices.radius import SUSPENDED_GROUP, RadiusStore, ReplyAttribute
+from fiberflow.core.db.models.radius import RadCheck, RadGroupReply, RadReply, RadUserGroup
+from fiberflow.devices.base import CommandRecord, InvalidInput, PermanentDeviceError
+from fiberflow.devices.inventory import Plan
+from fiberflow.devices.radius import SUSPENDED_GROUP, RadiusStore, ReplyAttribute
 
 PLANS = [
     Plan(

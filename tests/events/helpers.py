@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from events.record import EventRecord
-from events.schema import LifecycleEvent, completed, progress
+from fiberflow.events.record import EventRecord
+from fiberflow.events.schema import LifecycleEvent, completed, progress
 
 
 @dataclass

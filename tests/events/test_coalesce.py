@@ -4,10 +4,10 @@ import uuid
 
 from sqlalchemy import Engine, func, select
 
-from core.db.models import EventLog
-from events.coalesce import Coalescer
-from events.publisher import EventPublisher
-from events.schema import LifecycleEvent, completed, failed, progress
+from fiberflow.core.db.models import EventLog
+from fiberflow.events.coalesce import Coalescer
+from fiberflow.events.publisher import EventPublisher
+from fiberflow.events.schema import LifecycleEvent, completed, failed, progress
 
 SID, TID = str(uuid.uuid4()), str(uuid.uuid4())
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from events.history import events_for, history
-from events.publisher import EventPublisher
+from fiberflow.events.history import events_for, history
+from fiberflow.events.publisher import EventPublisher
 from tests.events.helpers import Workflow
 
 

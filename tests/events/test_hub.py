@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis
 
-from events.hub import GAP, WOKEN, EventHub, Gap, Subscription, SubscriptionOverflow
-from events.record import EventRecord
+from fiberflow.events.hub import GAP, WOKEN, EventHub, Gap, Subscription, SubscriptionOverflow
+from fiberflow.events.record import EventRecord
 from tests.events.helpers import fake_record
 from tests.fixtures.redis import RedisServer
 

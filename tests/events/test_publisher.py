@@ -7,10 +7,10 @@ import redis
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from core.db.models import EventLog
-from events.coalesce import Coalescer
-from events.publisher import EventPublisher, connect_sync
-from events.record import stream_key
+from fiberflow.core.db.models import EventLog
+from fiberflow.events.coalesce import Coalescer
+from fiberflow.events.publisher import EventPublisher, connect_sync
+from fiberflow.events.record import stream_key
 from tests.events.helpers import Workflow, first_occurrences, stream_records
 from tests.fixtures.redis import RedisServer
 

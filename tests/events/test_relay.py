@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.engine import session_factory
-from core.db.models import EventLog
-from events.coalesce import Coalescer
-from events.hub import EventHub
-from events.publisher import EventPublisher, connect_sync
-from events.record import EventRecord
-from events.relay import service_events
+from fiberflow.core.db.engine import session_factory
+from fiberflow.core.db.models import EventLog
+from fiberflow.events.coalesce import Coalescer
+from fiberflow.events.hub import EventHub
+from fiberflow.events.publisher import EventPublisher, connect_sync
+from fiberflow.events.record import EventRecord
+from fiberflow.events.relay import service_events
 from tests.events.helpers import Workflow
 from tests.fixtures.redis import RedisServer
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from events.schema import (
+from fiberflow.events.schema import (
     CompletedEvent,
     EventKind,
     FailedEvent,

@@ -12,13 +12,13 @@ from typing import Any
 from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
-from core.db.models import DeviceCommandAudit, EventLog
-from core.settings import get_settings
-from devices.inventory import load_inventory
-from devices.lab.lab_inventory import write_inventory
-from events.schema import validate_event
-from flows.provision import provision
-from tasks.runtime import reset_runtime
+from fiberflow.core.db.models import DeviceCommandAudit, EventLog
+from fiberflow.core.settings import get_settings
+from fiberflow.devices.inventory import load_inventory
+from fiberflow.events.schema import validate_event
+from fiberflow.flows.provision import provision
+from fiberflow.lab.lab_inventory import write_inventory
+from fiberflow.tasks.runtime import reset_runtime
 from tests.fixtures.lifecycle import Lifecycle
 
 #: How many times a device task runs when every attempt fails transiently.

@@ -13,7 +13,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from flows.provision import provision
+from fiberflow.flows.provision import provision
 from tests.faults.helpers import (
     assert_completed,
     assert_failed,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.provision import provision
+from fiberflow.flows.provision import provision
 from tests.faults.helpers import (
     ATTEMPTS,
     assert_completed,

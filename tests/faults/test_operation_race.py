@@ -12,10 +12,10 @@ from collections.abc import Callable
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.db.models import InvalidTransition, Operation
-from devices.radius.sql import RadiusStore
-from flows.suspend import suspend
-from flows.terminate import terminate
+from fiberflow.core.db.models import InvalidTransition, Operation
+from fiberflow.devices.radius.sql import RadiusStore
+from fiberflow.flows.suspend import suspend
+from fiberflow.flows.terminate import terminate
 from tests.faults.helpers import assert_completed, in_thread, lock_waiters, provisioned
 from tests.fixtures.lifecycle import Lifecycle
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.db.models import Operation
-from devices.radius.sql import RadiusStore
-from flows.provision import provision
-from flows.suspend import suspend
+from fiberflow.core.db.models import Operation
+from fiberflow.devices.radius.sql import RadiusStore
+from fiberflow.flows.provision import provision
+from fiberflow.flows.suspend import suspend
 from tests.faults.helpers import (
     ATTEMPTS,
     assert_failed,

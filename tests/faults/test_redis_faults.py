@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import redis
 
-from core.settings import get_settings
-from events.record import DEFAULT_PREFIX, EventRecord, stream_key
-from flows.provision import provision
-from tasks.runtime import reset_runtime, runtime
+from fiberflow.core.settings import get_settings
+from fiberflow.events.record import DEFAULT_PREFIX, EventRecord, stream_key
+from fiberflow.flows.provision import provision
+from fiberflow.tasks.runtime import reset_runtime, runtime
 from tests.events.helpers import first_occurrences, stream_records
 from tests.faults.helpers import assert_completed, in_thread
 from tests.fixtures.lifecycle import Lifecycle

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from flows.deployments import DEPLOYMENTS, WORK_POOL, apply_all
+from fiberflow.flows.deployments import DEPLOYMENTS, WORK_POOL, apply_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,7 @@ def test_prefect_yaml_matches_the_code() -> None:
 
 
 def test_registered_deployments(prefect_api: str) -> None:
-    from core.orchestration import ensure_work_pool
+    from fiberflow.stack.prefect_setup import ensure_work_pool
 
     asyncio.run(ensure_work_pool())
     ids = apply_all()
@@ -42,7 +42,7 @@ def test_registered_deployments(prefect_api: str) -> None:
     by_name = {d["name"]: d for d in found}
     nightly = by_name["reprovision-nightly"]
     assert nightly["work_pool_name"] == WORK_POOL
-    assert nightly["entrypoint"].startswith("flows.reprovision")
+    assert nightly["entrypoint"].startswith("fiberflow.flows.reprovision")
     assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["30 2 * * *"]
     # Prefect 3.9 stores a deployment's limit as a global concurrency limit.
     assert nightly["global_concurrency_limit"]["limit"] == 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from events.schema import validate_event
-from flows.provision import provision
+from fiberflow.events.schema import validate_event
+from fiberflow.flows.provision import provision
 from tests.fixtures.lifecycle import Lifecycle
 
 
@@ -44,7 +44,7 @@ def test_provision_twice_is_idempotent(lifecycle: Lifecycle) -> None:
     # Put it back in provisioning and run again: same end state, no duplicate config.
     from sqlalchemy.orm import Session
 
-    from core.db.models import ServiceInstance
+    from fiberflow.core.db.models import ServiceInstance
 
     with Session(lifecycle.engine) as s, s.begin():
         row = s.get(ServiceInstance, sid)

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
-from core.db.models import VlanAllocation
-from flows.provision import provision
+from fiberflow.core.db.models import VlanAllocation
+from fiberflow.flows.provision import provision
 from tests.fixtures.lifecycle import Lifecycle
 
 
@@ -132,7 +132,7 @@ def test_transient_olt_latency_is_retried_to_success(lifecycle: Lifecycle) -> No
 
     from sqlalchemy import select
 
-    from core.db.models import DeviceCommandAudit
+    from fiberflow.core.db.models import DeviceCommandAudit
 
     def dropped() -> bool:
         with Session(lifecycle.engine) as s:

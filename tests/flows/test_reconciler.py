@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from devices.lab.admin import admin_call
+from fiberflow.lab.admin import admin_call
 from tests.fixtures.stack import running_stack, start_slow_provisioning, wait_healthy
 
 pytestmark = pytest.mark.slow

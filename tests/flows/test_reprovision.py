@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from core.db.models import RadCheck, RadReply, RadUserGroup
-from events.schema import validate_event
-from flows.provision import provision
-from flows.reprovision import reprovision, reprovision_all
+from fiberflow.core.db.models import RadCheck, RadReply, RadUserGroup
+from fiberflow.events.schema import validate_event
+from fiberflow.flows.provision import provision
+from fiberflow.flows.reprovision import reprovision, reprovision_all
 from tests.fixtures.lifecycle import Lifecycle
 
 

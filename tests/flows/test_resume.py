@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from core.db.models import InvalidTransition, Operation
-from devices.radius.sql import RadiusStore
-from events.schema import validate_event
-from flows.provision import provision
-from flows.reprovision import reprovision
-from flows.resume import resume
-from flows.suspend import suspend
+from fiberflow.core.db.models import InvalidTransition, Operation
+from fiberflow.devices.radius.sql import RadiusStore
+from fiberflow.events.schema import validate_event
+from fiberflow.flows.provision import provision
+from fiberflow.flows.reprovision import reprovision
+from fiberflow.flows.resume import resume
+from fiberflow.flows.suspend import suspend
 from tests.fixtures.lifecycle import Lifecycle
 
 WALLED = "WALLED-GARDEN"

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select, text
 
-from core.db.models import Operation, RadCheck, RadReply, RadUserGroup
-from devices.radius.sql import RadiusStore
-from events.schema import validate_event
-from flows.provision import provision
-from flows.suspend import suspend
+from fiberflow.core.db.models import Operation, RadCheck, RadReply, RadUserGroup
+from fiberflow.devices.radius.sql import RadiusStore
+from fiberflow.events.schema import validate_event
+from fiberflow.flows.provision import provision
+from fiberflow.flows.suspend import suspend
 from tests.fixtures.lifecycle import Lifecycle
 
 WALLED = "WALLED-GARDEN"

@@ -9,14 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from core.db.models import InvalidTransition, Operation
-from devices.inventory import load_inventory
-from devices.lab.lab_inventory import write_inventory
-from events.schema import validate_event
-from flows.provision import provision
-from flows.suspend import suspend
-from flows.terminate import terminate
-from tasks.runtime import reset_runtime
+from fiberflow.core.db.models import InvalidTransition, Operation
+from fiberflow.devices.inventory import load_inventory
+from fiberflow.events.schema import validate_event
+from fiberflow.flows.provision import provision
+from fiberflow.flows.suspend import suspend
+from fiberflow.flows.terminate import terminate
+from fiberflow.lab.lab_inventory import write_inventory
+from fiberflow.tasks.runtime import reset_runtime
 from tests.fixtures.lifecycle import Lifecycle
 
 

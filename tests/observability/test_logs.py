@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from core.logs import JsonFormatter
-from flows.provision import provision
+from fiberflow.core.logs import JsonFormatter
+from fiberflow.flows.provision import provision
 from tests.fixtures.lifecycle import TENANT, Lifecycle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,16 +64,16 @@ CHILD = textwrap.dedent(
     """
     import logging, sys
     from prefect.logging.configuration import setup_logging
-    from core.logs import configure_flow_run_process
+    from fiberflow.core.logs import configure_flow_run_process
 
     setup_logging()  # as in a flow-run process: Prefect owns the root logger
     assert configure_flow_run_process("INFO", json_lines=True)
     assert not configure_flow_run_process("INFO", json_lines=True)  # once per process
-    logging.getLogger("tasks.hooks").info(
+    logging.getLogger("fiberflow.tasks.hooks").info(
         "step done", extra={"service_id": "s-1", "tenant_id": "t-1", "flow_run_id": "r-1",
                             "step": "configuring", "status": "done", "duration_ms": 12.5,
                             "device": "olt-1"})
-    logging.getLogger("devices.olt.huawei").debug("below the level: not shown")
+    logging.getLogger("fiberflow.devices.olt.huawei").debug("below the level: not shown")
     """
 )
 
@@ -88,7 +88,7 @@ def test_a_worker_started_flow_run_logs_json_lines(tmp_path: Path) -> None:
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr  # ours only, not Prefect's console as well
     doc = json.loads(lines[0])
-    assert doc["message"] == "step done" and doc["logger"] == "tasks.hooks"
+    assert doc["message"] == "step done" and doc["logger"] == "fiberflow.tasks.hooks"
     assert {k: doc[k] for k in ("service_id", "tenant_id", "flow_run_id", "step", "status",
                                 "duration_ms", "device")} == {  # fmt: skip
         "service_id": "s-1", "tenant_id": "t-1", "flow_run_id": "r-1", "step": "configuring",
@@ -96,7 +96,7 @@ def test_a_worker_started_flow_run_logs_json_lines(tmp_path: Path) -> None:
 
 
 def test_flows_called_in_process_keep_the_root_handlers() -> None:
-    from core.logs import configure_flow_run_process
+    from fiberflow.core.logs import configure_flow_run_process
 
     assert "PREFECT__FLOW_RUN_ID" not in os.environ
     assert configure_flow_run_process("INFO", json_lines=True) is False

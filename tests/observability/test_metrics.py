@@ -20,13 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.db.engine import make_engine
-from core.metrics import MULTIPROC_ENV, metrics_dir, reset_metrics_dir
-from core.settings import Settings
-from core.stack import Stack, UpOptions
-from events.coalesce import Coalescer
-from events.publisher import EventPublisher, connect_sync
-from flows.provision import provision
+from fiberflow.core.db.engine import make_engine
+from fiberflow.core.metrics import MULTIPROC_ENV, metrics_dir, reset_metrics_dir
+from fiberflow.core.settings import Settings
+from fiberflow.events.coalesce import Coalescer
+from fiberflow.events.publisher import EventPublisher, connect_sync
+from fiberflow.flows.provision import provision
+from fiberflow.stack.supervisor import Stack, UpOptions
 from tests.api.sse import WAIT, SseReader, auth, make_service
 from tests.events.helpers import Workflow
 from tests.fixtures.api_app import open_api
@@ -84,7 +84,7 @@ def test_provisioning_runs_show_in_metrics(lifecycle: Lifecycle, tmp_path: Path)
 WRITER = textwrap.dedent(
     """
     import sys
-    from core import metrics
+    from fiberflow.core import metrics
     ok = sys.argv[1] == "ok"
     run = "run-" + sys.argv[1]
     metrics.workflow_started(run, "provisioning", "1G")

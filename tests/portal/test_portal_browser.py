@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.db.models import Operation
+from fiberflow.core.db.models import Operation
 from tests.fixtures.browser import PortalStack, SimulatedRun, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

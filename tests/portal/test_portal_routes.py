@@ -13,8 +13,8 @@ from http.cookies import SimpleCookie
 import httpx
 import pytest
 
-from api.deps import SESSION_COOKIE
-from core.db.models import Operation
+from fiberflow.api.deps import SESSION_COOKIE
+from fiberflow.core.db.models import Operation
 from tests.fixtures.browser import PortalStack
 
 TTL = timedelta(minutes=30)
@@ -72,7 +72,7 @@ def test_login_sets_an_httponly_samesite_cookie_and_redirects(
 def test_bad_or_expired_token_is_401_html_with_a_message(
     portal_stack: PortalStack, client: httpx.Client, token: str, reason: str
 ) -> None:
-    from core.tokens import issue
+    from fiberflow.core.tokens import issue
 
     if token == "forged":
         token = issue("f" * 48, tenant_id=portal_stack.tenant_id, role="customer", sub="alice",

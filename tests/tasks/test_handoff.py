@@ -11,9 +11,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.states import Failed
 
-from core.orchestration import ensure_work_pool
-from flows.deployments import apply_all, deployment_name
-from tasks import handoff
+from fiberflow.flows.deployments import apply_all, deployment_name
+from fiberflow.stack.prefect_setup import ensure_work_pool
+from fiberflow.tasks import handoff
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.db.models import Operation, ServiceInstance
-from core.settings import get_settings
-from tasks import service_ops
-from tasks.runtime import reset_runtime
+from fiberflow.core.db.models import Operation, ServiceInstance
+from fiberflow.core.settings import get_settings
+from fiberflow.tasks import service_ops
+from fiberflow.tasks.runtime import reset_runtime
 
 
 @pytest.fixture

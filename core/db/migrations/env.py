@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, pool
 
-from core.db.engine import make_engine
-from core.db.models import Base
+from fiberflow.core.db.engine import make_engine
+from fiberflow.core.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata

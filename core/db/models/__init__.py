@@ -1,10 +1,16 @@
 """SQLAlchemy 2 models. Import from here; Alembic reads ``Base.metadata``."""
 
-from core.db.models.base import Base, utcnow
-from core.db.models.ipam import IpAllocation, IpPool, VlanAllocation
-from core.db.models.logs import DeviceCommandAudit, EventLog
-from core.db.models.radius import RadCheck, RadGroupCheck, RadGroupReply, RadReply, RadUserGroup
-from core.db.models.service import (
+from fiberflow.core.db.models.base import Base, utcnow
+from fiberflow.core.db.models.ipam import IpAllocation, IpPool, VlanAllocation
+from fiberflow.core.db.models.logs import DeviceCommandAudit, EventLog
+from fiberflow.core.db.models.radius import (
+    RadCheck,
+    RadGroupCheck,
+    RadGroupReply,
+    RadReply,
+    RadUserGroup,
+)
+from fiberflow.core.db.models.service import (
     OPERATION_TRANSITIONS,
     TRANSITIONAL,
     InvalidTransition,

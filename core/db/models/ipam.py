@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db.models.base import Base, utcnow
+from fiberflow.core.db.models.base import Base, utcnow
 
 
 class IpPool(Base):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db.models.base import Base, utcnow
+from fiberflow.core.db.models.base import Base, utcnow
 
 
 class EventLog(Base):

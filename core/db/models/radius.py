@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db.models.base import Base
+from fiberflow.core.db.models.base import Base
 
 
 class _AttributeRow:

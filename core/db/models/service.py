@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db.models.base import Base, utcnow
+from fiberflow.core.db.models.base import Base, utcnow
 
 
 class ServiceStatus(enum.StrEnum):

@@ -1,0 +1,275 @@
+"""The ``fiberflow`` command line. Configuration errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fiberflow.core.settings import ConfigError, get_settings
+
+app = typer.Typer(
+    name="fiberflow",
+    help="Fibre subscriber lifecycle on Prefect, with live progress over SSE.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default $FIBERFLOW_DATA_DIR or ./.fiberflow)"),
+]
+
+ApiPort = Annotated[int, typer.Option(help="Port of the API and portal")]
+PrefectPort = Annotated[int, typer.Option(help="Port of the Prefect server and UI")]
+
+
+def _use_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None:
+        os.environ["FIBERFLOW_DATA_DIR"] = str(data_dir)
+    get_settings.cache_clear()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"fiberflow: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _setup_logging() -> None:
+    from fiberflow.core.logs import configure
+
+    s = get_settings()
+    configure(s.log_level, s.log_json)
+
+
+@app.command()
+def up(
+    api_port: ApiPort = 8000,
+    prefect_port: PrefectPort = 4200,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the whole stack in the foreground until Ctrl-C or SIGTERM."""
+    from fiberflow.stack.supervisor import Stack, StackError, UpOptions
+
+    _use_data_dir(data_dir)
+    _setup_logging()
+    try:
+        stack = Stack(get_settings(), UpOptions(api_port=api_port, prefect_port=prefect_port))
+        code = stack.run(on_ready=_print_ready)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except StackError as exc:
+        raise _fail(str(exc), code=1) from None
+    raise typer.Exit(code)
+
+
+def _print_ready(info: dict[str, Any]) -> None:
+    typer.echo(f"fiberflow is up (data dir {info['data_dir']})")
+    typer.echo(f"  API + portal : {info['api_url']}   (health: {info['api_url']}/healthz)")
+    typer.echo(f"  Prefect UI   : {info['ui_url']}")
+    typer.echo("Ctrl-C stops everything.")
+
+
+@app.command()
+def api(
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    data_dir: DataDir = None,
+) -> None:
+    """Run the API (REST, SSE relay, portal) alone; joins the `up` stack of --data-dir."""
+    import uvicorn
+
+    from fiberflow.api.app import create_app
+    from fiberflow.stack.reconciler import reconciler_job
+
+    _use_data_dir(data_dir)
+    _setup_logging()
+    s = get_settings()
+    prefect_url = s.effective_prefect_api_url()
+    if prefect_url:
+        os.environ.setdefault("PREFECT_API_URL", prefect_url)
+    # Operations go to a real Prefect server or fail with 503: never an ephemeral one,
+    # which races and orphans processes under uvicorn.
+    os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
+    try:
+        application = create_app(s, background=[reconciler_job])
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    # timeout_graceful_shutdown bounds shutdown: open SSE streams must not hold it forever.
+    uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    name: Annotated[str | None, typer.Option(help="Worker name (default: host and pid)")] = None,
+) -> None:
+    """Start one more Prefect worker against the stack's server (process work pool)."""
+    from fiberflow.stack.supervisor import prefect_env, worker_argv
+
+    _use_data_dir(data_dir)
+    s = get_settings()
+    api_url = s.effective_prefect_api_url()
+    if not api_url:
+        raise _fail("PREFECT_API_URL: no Prefect server (start `fiberflow up`, or set it)")
+    os.environ.update(prefect_env(s.data_dir, api_url))
+    os.environ["FIBERFLOW_DATA_DIR"] = str(s.data_dir)
+    argv = worker_argv(name or f"worker-{os.uname().nodename}-{os.getpid()}", s.worker_mode)
+    os.execv(argv[0], argv)
+
+
+@app.command()
+def deploy(data_dir: DataDir = None) -> None:
+    """Create the work pool, the per-device session limits and the deployments."""
+    from fiberflow.devices.inventory import InventoryError, load_inventory
+    from fiberflow.stack.prefect_setup import setup
+
+    _use_data_dir(data_dir)
+    s = get_settings()
+    api_url = s.effective_prefect_api_url()
+    if not api_url:
+        raise _fail("PREFECT_API_URL: no Prefect server (start `fiberflow up`, or set it)")
+    os.environ["PREFECT_API_URL"] = api_url
+    path = s.effective_inventory()
+    try:
+        inventory = load_inventory(path) if path else None
+    except InventoryError as exc:
+        raise _fail(f"FIBERFLOW_INVENTORY: {exc}") from None
+    ids = setup(inventory)
+    typer.echo(f"{len(ids)} deployments registered")
+
+
+@app.command()
+def lab(
+    data_dir: DataDir = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "--inventory", help="Inventory YAML to write (default DATA_DIR/lab-inventory.yaml)"
+        ),
+    ] = None,
+) -> None:
+    """Run the device lab (OLTs, BNG, RADIUS, NAS) and write its inventory."""
+    import signal
+    import threading
+
+    from fiberflow.core.db.migrate import upgrade as run_upgrade
+    from fiberflow.devices.base import DeviceError
+    from fiberflow.lab.lab_inventory import probe_writable
+    from fiberflow.lab.runner import INVENTORY_FILE, LAB_FILE, LabStack
+    from fiberflow.stack import preflight
+
+    _use_data_dir(data_dir)
+    _setup_logging()
+    s = get_settings()
+    target = (inventory or s.data_dir / INVENTORY_FILE).expanduser().absolute()
+    try:
+        preflight.data_dir(s.data_dir)
+        try:
+            probe_writable(target)
+        except OSError as exc:
+            raise ConfigError("--inventory", f"cannot write {target} ({exc.strerror})") from None
+        url = s.effective_database_url()
+        preflight.database(url)
+        run_upgrade(url)  # the lab RADIUS server reads the FreeRADIUS tables
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    ready = s.data_dir / LAB_FILE
+    ready.unlink(missing_ok=True)  # stale from a killed run: it must mean "ready" only now
+    try:
+        with LabStack(url) as running:
+            try:
+                running.write_inventory(target)
+                running.write_ready_file(ready, target)
+                for ep in running.endpoints:
+                    typer.echo(f"{ep.name:<7} {ep.platform:<15} {ep.host}:{ep.port}/{ep.transport}")
+                typer.echo(f"lab inventory: {target} (Ctrl-C stops the lab)")
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                ready.unlink(missing_ok=True)
+    except (OSError, DeviceError) as exc:
+        raise _fail(f"the lab could not start: {exc}", code=1) from None
+
+
+@app.command()
+def demo(
+    api_port: ApiPort = 8000,
+    prefect_port: PrefectPort = 4200,
+    data_dir: DataDir = None,
+) -> None:
+    """Start the stack, provision a demo subscriber with live progress, print the portal link."""
+    from fiberflow.stack.demo import DemoError, DemoOptions, run_demo
+
+    _use_data_dir(data_dir)
+    _setup_logging()
+    try:
+        code = run_demo(get_settings(), DemoOptions(api_port=api_port, prefect_port=prefect_port))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except DemoError as exc:
+        raise _fail(str(exc), code=1) from None
+    raise typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Apply database migrations up to the newest."""
+    from fiberflow.core.db.migrate import upgrade as run_upgrade
+    from fiberflow.stack import preflight
+
+    _use_data_dir(data_dir)
+    s = get_settings()
+    try:
+        preflight.data_dir(s.data_dir)
+        url = s.effective_database_url()
+        preflight.database(url)
+        run_upgrade(url)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo("database is at the newest schema")
+
+
+@app.command()
+def token(
+    tenant: Annotated[str, typer.Option(help="Tenant id (a UUID)")],
+    role: Annotated[str, typer.Option(help="operator or customer")],
+    sub: Annotated[str | None, typer.Option(help="Subject: the customer_ref for customers")] = None,
+    ttl_hours: Annotated[float, typer.Option(help="Lifetime in hours")] = 12.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Print a signed JWT alone on stdout."""
+    from fiberflow.core.tokens import ROLES, issue
+
+    _use_data_dir(data_dir)
+    if role not in ROLES:
+        raise _fail(f"--role: must be one of {', '.join(ROLES)}")
+    if not 0 < ttl_hours <= 24 * 366:
+        raise _fail("--ttl-hours: must be between 0 and 8784")
+    subject = sub or f"{role}@{tenant}"
+    try:
+        key = get_settings().jwt_key()
+        jwt = issue(key, tenant_id=tenant, role=role, sub=subject, ttl=timedelta(hours=ttl_hours))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except ValueError:
+        raise _fail(f"--tenant: {tenant!r} is not a UUID") from None
+    sys.stdout.write(jwt + "\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
-"""DESIGN.md, Installing: a plain (non-editable) install of the package, then
-`fiberflow up` from another directory, works: migrations, the RADIUS dictionary, the
-TextFSM template and the portal assets ship inside the package."""
+"""Installing: a plain (non-editable) install of the package adds exactly one import name
+to site-packages, ``fiberflow``, and ``fiberflow up`` from another directory works:
+migrations, the RADIUS dictionary, the TextFSM templates and the portal assets ship
+inside the package."""
 
 from __future__ import annotations
 
@@ -41,10 +42,17 @@ def test_wheel_install_runs_the_stack_from_elsewhere(tmp_path: Path) -> None:
              "site-packages"), str(wheel)],
         check=True,
     )  # fmt: skip
+    site_dir = (
+        env_dir / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    )
+    installed = sorted(p.name for p in site_dir.iterdir() if not p.name.endswith(".dist-info"))
+    assert installed == ["fiberflow"], f"site-packages got {installed}: one import root only"
+    assert not any((site_dir / "fiberflow" / room).is_symlink() for room in ("api", "core", "lab"))
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
     probe = subprocess.run(
-        [str(py), "-c", "import core, api, flows, devices.radius; print(core.__file__)"],
+        [str(py), "-c", "import fiberflow.devices.radius, fiberflow.api, fiberflow.flows, "
+         "fiberflow.lab; print(fiberflow.__file__)"],
         env=env, cwd=workdir, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert str(REPO) not in probe.stdout, "fiberflow was imported from the source tree"
@@ -53,7 +61,7 @@ def test_wheel_install_runs_the_stack_from_elsewhere(tmp_path: Path) -> None:
 
     data_dir = workdir / ".fiberflow"
     api_port, prefect_port = free_port(), free_port()
-    launcher = "import sys; from stack.cli import main; sys.argv[0] = 'fiberflow'; main()"
+    launcher = "import sys; from fiberflow.stack.cli import main; sys.argv[0] = 'fiberflow'; main()"
     with (tmp_path / "up.log").open("wb") as log:
         proc = subprocess.Popen(
             [str(py), "-c", launcher, "up", "--api-port", str(api_port),

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from fiberflow import __version__
 from fiberflow.api import errors, metrics, portal, realtime
 from fiberflow.api.routes import events, health, inventory, services, statistics
 from fiberflow.api.state import AppState
@@ -67,7 +68,7 @@ def create_app(
 
     app = FastAPI(
         title="fiberflow",
-        version="0.1.0",
+        version=__version__,
         summary="Fibre subscriber lifecycle with live progress",
         lifespan=lifespan,
     )

@@ -10,16 +10,48 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ENV_NAME = r"^[A-Z_][A-Z0-9_]{0,127}$"
 Name = Annotated[str, Field(pattern=NAME)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _olt_platform(value: str) -> str:
+    # Imported here, not at the top: the drivers import this module for their types.
+    from fiberflow.devices.registry import OLT_DRIVERS
+
+    return _known_platform(value, "OLT", OLT_DRIVERS)
+
+
+def _bng_platform(value: str) -> str:
+    from fiberflow.devices.registry import BNG_DRIVERS
+
+    return _known_platform(value, "BNG", BNG_DRIVERS)
+
+
+def _known_platform(value: str, kind: str, drivers: Mapping[str, object]) -> str:
+    if value not in drivers:
+        known = ", ".join(sorted(drivers))
+        raise ValueError(f"unknown {kind} platform {value!r} (known: {known})")
+    return value
+
+
+OltPlatform = Annotated[str, AfterValidator(_olt_platform)]
+BngPlatform = Annotated[str, AfterValidator(_bng_platform)]
 
 
 class InventoryError(ValueError):
@@ -64,7 +96,8 @@ class Device(Credentials):
 
 
 class Olt(Device):
-    platform: Literal["huawei_olt"] = "huawei_olt"
+    # The driver that speaks to it (devices/registry.py).
+    platform: OltPlatform = "huawei_olt"
     bng: Name
     vlan_first: Annotated[int, Field(ge=2, le=4094)] = 100
     vlan_last: Annotated[int, Field(ge=2, le=4094)] = 3999
@@ -91,7 +124,7 @@ class Olt(Device):
 
 
 class Bng(Device):
-    platform: Literal["cisco_ios"] = "cisco_ios"
+    platform: BngPlatform = "cisco_ios"
     # Parent interface for subscriber sub-interfaces, e.g. GigabitEthernet0/0/1.
     uplink: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z-]*[0-9]+(/[0-9]+)*$")] = (
         "GigabitEthernet0/0/1"

@@ -17,12 +17,14 @@ from prefect.concurrency.sync import concurrency
 from fiberflow.core import metrics
 from fiberflow.core.db.models import DeviceCommandAudit
 from fiberflow.devices.base import AuditSink, CommandRecord
-from fiberflow.devices.bng.cisco import CiscoBng
-from fiberflow.devices.olt.huawei import HuaweiOlt
+from fiberflow.devices.bng.protocol import BngDriver
+from fiberflow.devices.olt.protocol import OltDriver
 from fiberflow.devices.radius.client import RadiusClient, nas_target
 from fiberflow.devices.radius.driver import Radius
+from fiberflow.devices.radius.protocol import RadiusDriver
 from fiberflow.devices.radius.sql import RadiusStore
 from fiberflow.devices.radius.types import NasTarget
+from fiberflow.devices.registry import bng_driver, olt_driver
 from fiberflow.tasks.context import RunContext
 from fiberflow.tasks.runtime import runtime
 
@@ -74,16 +76,17 @@ def audit_sink(ctx: RunContext | None, step: str) -> AuditSink:
     return record
 
 
-def olt(ctx: RunContext | None, name: str, step: str) -> HuaweiOlt:
-    return HuaweiOlt(runtime().inventory.olt(name), audit=audit_sink(ctx, step))
+def olt(ctx: RunContext | None, name: str, step: str) -> OltDriver:
+    """The driver of OLT ``name``, for its inventory platform (devices/registry.py)."""
+    return olt_driver(runtime().inventory.olt(name), audit=audit_sink(ctx, step))
 
 
-def bng(ctx: RunContext | None, name: str, step: str) -> CiscoBng:
+def bng(ctx: RunContext | None, name: str, step: str) -> BngDriver:
     inv = runtime().inventory
-    return CiscoBng(inv.bng(name), inv.walled_garden_policy, audit=audit_sink(ctx, step))
+    return bng_driver(inv.bng(name), inv.walled_garden_policy, audit=audit_sink(ctx, step))
 
 
-def radius(ctx: RunContext | None, step: str) -> Radius:
+def radius(ctx: RunContext | None, step: str) -> RadiusDriver:
     sink = audit_sink(ctx, step)
     inv = runtime().inventory
     return Radius(

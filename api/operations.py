@@ -1,7 +1,8 @@
 """Starting a lifecycle operation: status transition first, then a Prefect deployment run.
 
 The API never runs a flow itself: ``run_deployment(..., timeout=0)`` asks the Prefect
-server for a flow run and returns at once; a worker picks it up.
+server for a run of the operation's deployment (named by the catalogue) and returns at
+once; a worker picks it up.
 """
 
 from __future__ import annotations
@@ -14,17 +15,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from fiberflow.core import catalogue
 from fiberflow.core.db.models import InvalidTransition, Operation, ServiceInstance
 
 log = logging.getLogger(__name__)
-
-DEPLOYMENT_OF = {
-    Operation.PROVISIONING: "provision",
-    Operation.SUSPENSION: "suspend",
-    Operation.RESUMPTION: "resume",
-    Operation.TERMINATION: "terminate",
-    Operation.REPROVISIONING: "reprovision",
-}
 
 
 def begin(session: Session, service: ServiceInstance, operation: Operation) -> None:
@@ -46,10 +40,8 @@ async def launch(service_id: str, operation: Operation, parameters: dict[str, An
     """Create the flow run; returns its id. Raises on an unreachable Prefect server."""
     from prefect.deployments.flow_runs import arun_deployment
 
-    from fiberflow.flows.deployments import deployment_name
-
     run = await arun_deployment(
-        deployment_name(DEPLOYMENT_OF[operation]),
+        catalogue.of(operation).deployment.full_name,
         parameters={"service_id": service_id, **parameters},
         timeout=0,
         tags=[f"service:{service_id}", f"operation:{operation.value}"],

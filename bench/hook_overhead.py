@@ -64,10 +64,10 @@ def measure(n: int, work: float) -> list[tuple[float, float]]:
     from prefect.cache_policies import NO_CACHE
     from prefect.runtime import flow_run
 
+    from fiberflow.core.catalogue import PROVISIONING
     from fiberflow.core.db.models import Operation
     from fiberflow.tasks.context import register
     from fiberflow.tasks.hooks import step_hooks
-    from fiberflow.tasks.steps import PROVISIONING
 
     @task(cache_policy=NO_CACHE, persist_result=False)
     def step(i: int) -> int:
@@ -77,7 +77,8 @@ def measure(n: int, work: float) -> list[tuple[float, float]]:
 
     bare = step.with_options(name="bare-step")
     hooked = [
-        step.with_options(name=f"hooked-{s.status}", **step_hooks(s)) for s in PROVISIONING.values()
+        step.with_options(name=f"hooked-{s.status}", **step_hooks(s))
+        for s in PROVISIONING.steps.values()
     ]
 
     @flow(name="hook-overhead", persist_result=False)
@@ -169,7 +170,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> Section:
-    from fiberflow.tasks.steps import PROVISIONING
+    from fiberflow.core.catalogue import PROVISIONING
 
     args = parse_args(argv)
     section = Section("Hook overhead")
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> Section:
                 "work": w,
                 "pairs": len(pairs),
                 # every hooked call (the pairs' and one warm-up per step) stores one event
-                "hooked_calls": len(pairs) + len(PROVISIONING),
+                "hooked_calls": len(pairs) + len(PROVISIONING.steps),
                 "stored": stored,
                 "bare_ms": asdict(Dist.of(b for b, _ in pairs).scaled(1000)),
                 "hooked_ms": asdict(Dist.of(h for _, h in pairs).scaled(1000)),

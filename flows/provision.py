@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation
 from fiberflow.tasks.compensation import transaction
 from fiberflow.tasks.hooks import flow_hooks
@@ -24,7 +25,7 @@ from fiberflow.tasks.provisioning import (
 from fiberflow.tasks.run import abort_run, begin_run
 
 
-@flow(name="provision", **flow_hooks())
+@flow(name=catalogue.PROVISIONING.deployment.flow, **flow_hooks())
 def provision(service_id: str) -> dict[str, object]:
     ctx = begin_run(service_id, Operation.PROVISIONING)
     try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from prefect import flow
 
+from fiberflow.core import catalogue
 from fiberflow.tasks.reconcile import compensate_crashed_run
 
 
-@flow(name="reconcile")
+@flow(name=catalogue.RECONCILE.flow)
 def reconcile(service_id: str, reason: str = "flow run stopped reporting") -> str:
     return compensate_crashed_run(service_id, reason)

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation
 from fiberflow.tasks import service_ops
 from fiberflow.tasks.hooks import flow_hooks
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 NIGHTLY_PARALLELISM = 8
 
 
-@flow(name="reprovision", **flow_hooks())
+@flow(name=catalogue.REPROVISIONING.deployment.flow, **flow_hooks())
 def reprovision(service_id: str) -> dict[str, str]:
     """``in_sync`` / ``repaired`` with the diff; a failure leaves the service ``failed``.
     A service neither ``active`` nor already ``reprovisioning`` is refused (InvalidTransition)."""
@@ -67,7 +68,7 @@ def _reprovision_one(service_id: str) -> dict[str, str]:
 # ~3 in flight on average (bench/reprovision_bulk.py). The task runner's pool holds the
 # window; a task run is created when its thread picks it up, not at submit.
 @flow(
-    name="reprovision-all",
+    name=catalogue.REPROVISION_NIGHTLY.flow,
     # Prefect types the runner generic over its futures; its own docs write it this way.
     task_runner=ThreadPoolTaskRunner(max_workers=NIGHTLY_PARALLELISM),  # type: ignore[arg-type]
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation
 from fiberflow.tasks.compensation import transaction
 from fiberflow.tasks.hooks import flow_hooks
@@ -16,7 +17,7 @@ from fiberflow.tasks.suspension import (
 )
 
 
-@flow(name="resume", **flow_hooks())
+@flow(name=catalogue.RESUMPTION.deployment.flow, **flow_hooks())
 def resume(service_id: str) -> dict[str, object]:
     ctx = begin_run(service_id, Operation.RESUMPTION)
     try:

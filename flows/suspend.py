@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation
 from fiberflow.tasks.compensation import transaction
 from fiberflow.tasks.hooks import flow_hooks
@@ -17,7 +18,7 @@ from fiberflow.tasks.suspension import (
 )
 
 
-@flow(name="suspend", **flow_hooks())
+@flow(name=catalogue.SUSPENSION.deployment.flow, **flow_hooks())
 def suspend(service_id: str, hard: bool = False) -> dict[str, object]:
     ctx = begin_run(service_id, Operation.SUSPENSION)
     try:

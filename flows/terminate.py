@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation
 from fiberflow.tasks.hooks import flow_hooks
 from fiberflow.tasks.run import abort_run, begin_run
@@ -20,7 +21,7 @@ from fiberflow.tasks.termination import (
 )
 
 
-@flow(name="terminate", **flow_hooks())
+@flow(name=catalogue.TERMINATION.deployment.flow, **flow_hooks())
 def terminate(service_id: str) -> dict[str, object]:
     ctx = begin_run(service_id, Operation.TERMINATION)
     try:

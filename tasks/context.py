@@ -7,13 +7,15 @@ Each flow run registers its RunContext when it starts; entries live for the proc
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fiberflow.core import catalogue
+from fiberflow.core.catalogue import Step
 from fiberflow.core.db.models import Operation
 from fiberflow.events import schema
 from fiberflow.tasks.runtime import runtime
-from fiberflow.tasks.steps import BY_OPERATION, Step
 
 log = logging.getLogger(__name__)
 _RUNS: dict[str, RunContext] = {}
@@ -34,8 +36,8 @@ class RunContext:
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def steps(self) -> dict[str, Step]:
-        return BY_OPERATION[self.operation]
+    def steps(self) -> Mapping[str, Step]:
+        return catalogue.of(self.operation).steps
 
     @property
     def total(self) -> int:

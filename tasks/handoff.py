@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from fiberflow.core import catalogue
+
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 log = logging.getLogger(__name__)
 
-# ``flow name/deployment name`` of flows/reconcile.py as flows/deployments.py registers
-# it (tests/flows/test_deployments.py keeps them equal; tasks don't import flows).
-RECONCILE_DEPLOYMENT = "reconcile/reconcile"
+RECONCILE_DEPLOYMENT = catalogue.RECONCILE.full_name
 MAX_ATTEMPTS = 5
 ENDED_BADLY = frozenset({"FAILED", "CRASHED", "CANCELLED"})
 

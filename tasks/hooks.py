@@ -15,19 +15,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypedDict
 
-from fiberflow.core import logs, metrics
-from fiberflow.core.db.models import Operation
+from fiberflow.core import catalogue, logs, metrics
+from fiberflow.core.catalogue import Step
 from fiberflow.core.settings import get_settings
 from fiberflow.tasks.context import RunContext, lookup
-from fiberflow.tasks.steps import Step
 
 log = logging.getLogger(__name__)
 Hook = Callable[..., None]
-# Which operation each lifecycle flow runs: its metrics label, and what its events
-# belong to even when it fails before registering its context.
-FLOW_OPERATIONS = {"provision": Operation.PROVISIONING, "suspend": Operation.SUSPENSION,
-                   "resume": Operation.RESUMPTION, "terminate": Operation.TERMINATION,
-                   "reprovision": Operation.REPROVISIONING}  # fmt: skip
 
 
 class TaskHooks(TypedDict):
@@ -136,7 +130,9 @@ def _flow_ctx(flow_run: Any, flow: Any = None) -> RunContext | None:
     from fiberflow.tasks.run import context_for
 
     service_id = (flow_run.parameters or {}).get("service_id")
-    operation = FLOW_OPERATIONS.get(getattr(flow, "name", ""))
+    # The catalogue knows the flow's operation even before it registered its context.
+    entry = catalogue.by_flow(getattr(flow, "name", ""))
+    operation = entry.operation if entry else None
     if not service_id:
         return None
     return context_for(str(service_id), str(flow_run.id), operation)
@@ -145,7 +141,8 @@ def _flow_ctx(flow_run: Any, flow: Any = None) -> RunContext | None:
 def _workflow_labels(flow: Any, flow_run: Any) -> tuple[str, str | None]:
     """(operation, plan) of a lifecycle flow run, for the workflow metrics."""
     name = str(getattr(flow, "name", "unknown"))
-    operation = FLOW_OPERATIONS[name].value if name in FLOW_OPERATIONS else name
+    entry = catalogue.by_flow(name)
+    operation = entry.operation.value if entry else name
     service_id = (flow_run.parameters or {}).get("service_id")
     if not service_id:
         return operation, None

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.transactions import Transaction, get_transaction
 
+from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation, ServiceInstance
 from fiberflow.core.ipam import allocate_ip, allocate_vlan, release_ip, release_vlan
 from fiberflow.core.settings import get_settings
@@ -26,9 +27,9 @@ from fiberflow.tasks.context import lookup
 from fiberflow.tasks.hooks import rollback_notice, step_hooks
 from fiberflow.tasks.retry import device_retries
 from fiberflow.tasks.runtime import runtime
-from fiberflow.tasks.steps import PROVISIONING as S
 
 log = logging.getLogger(__name__)
+S = catalogue.PROVISIONING.steps
 
 
 class OrderInvalid(ValueError):

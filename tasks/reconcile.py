@@ -8,12 +8,11 @@ import logging
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from fiberflow.core import metrics
+from fiberflow.core import catalogue, metrics
 from fiberflow.core.db.models import TRANSITIONAL, Operation, ServiceStatus
 from fiberflow.tasks import service, teardown
 from fiberflow.tasks.context import RunContext
 from fiberflow.tasks.retry import device_retries
-from fiberflow.tasks.steps import BY_OPERATION
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ def compensate_crashed_run(service_id: str, reason: str) -> str:
     if service.mark_failed(service_id, error, clear_resources=provisioning):
         # The dead run's own hooks never ran: count its failure here, once.
         metrics.workflow_ended(run_id, ok=False, labels=lambda: (operation.value, svc.plan))
-        last = list(BY_OPERATION[operation].values())[0]
+        last = list(catalogue.of(operation).steps.values())[0]
         ctx.progress(last, "rolled_back", "Compensated the interrupted run")
         ctx.failed(error)
     return "compensated" if provisioning else "failed"

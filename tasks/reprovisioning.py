@@ -17,6 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from fiberflow.core import catalogue
 from fiberflow.core.db.models import InvalidTransition, Operation, ServiceStatus
 from fiberflow.devices.base import PermanentDeviceError
 from fiberflow.devices.inventory import Plan
@@ -26,9 +27,9 @@ from fiberflow.tasks.hooks import step_hooks
 from fiberflow.tasks.retry import device_retries
 from fiberflow.tasks.runtime import runtime
 from fiberflow.tasks.service import ServiceView
-from fiberflow.tasks.steps import REPROVISIONING as S
 
 log = logging.getLogger(__name__)
+S = catalogue.REPROVISIONING.steps
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,13 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from fiberflow.core.db.models import (
-    OPERATION_TRANSITIONS,
-    InvalidTransition,
-    Operation,
-    ServiceInstance,
-    ServiceStatus,
-)
+from fiberflow.core import catalogue
+from fiberflow.core.db.models import InvalidTransition, Operation, ServiceInstance, ServiceStatus
 from fiberflow.tasks.runtime import runtime
 
 
@@ -33,13 +28,13 @@ def release(service_id: str, operation: Operation) -> bool:
     """Give back a claim whose run never began (its subflow could not be created): the
     service returns to where ``claim`` found it. False if the row moved on (the run began,
     then finished or failed it)."""
-    allowed_from, running, _ = OPERATION_TRANSITIONS[operation]
-    if len(allowed_from) != 1:
+    entry = catalogue.of(operation)
+    if len(entry.starts_from) != 1:
         raise ValueError(f"{operation.value}: more than one status to give the claim back to")
-    (before,) = allowed_from
+    (before,) = entry.starts_from
     with runtime().sessions() as s, s.begin():
         row = s.get(ServiceInstance, service_id)
-        if row is None or row.status != running.value:
+        if row is None or row.status != entry.running.value:
             return False
         row.status = before.value
         return True

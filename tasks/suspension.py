@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.transactions import Transaction, get_transaction
 
+from fiberflow.core import catalogue
+from fiberflow.core.catalogue import Step
 from fiberflow.core.db.models import Operation
 from fiberflow.devices.base import PermanentDeviceError
 from fiberflow.devices.radius.policy import coa_attributes, plan_reply, walled_garden_reply
@@ -19,14 +22,15 @@ from fiberflow.tasks.hooks import rollback_notice, step_hooks
 from fiberflow.tasks.retry import device_retries
 from fiberflow.tasks.runtime import runtime
 from fiberflow.tasks.service import ServiceView
-from fiberflow.tasks.steps import RESUMPTION, SUSPENSION, Step
 
 log = logging.getLogger(__name__)
 # RFC 5176 Error-Cause 503: the NAS has no session for the user (subscriber offline).
 SESSION_NOT_FOUND = 503
+SUSPENSION = catalogue.SUSPENSION.steps
+RESUMPTION = catalogue.RESUMPTION.steps
 
 
-def _steps(suspend: bool) -> dict[str, Step]:
+def _steps(suspend: bool) -> Mapping[str, Step]:
     return SUSPENSION if suspend else RESUMPTION
 
 

@@ -6,6 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation
 from fiberflow.devices.base import PermanentDeviceError
 from fiberflow.tasks import service, teardown
@@ -13,7 +14,8 @@ from fiberflow.tasks.context import lookup
 from fiberflow.tasks.hooks import step_hooks
 from fiberflow.tasks.retry import device_retries
 from fiberflow.tasks.service import ServiceView
-from fiberflow.tasks.steps import TERMINATION as S
+
+S = catalogue.TERMINATION.steps
 
 
 @task(name="validate-termination", cache_policy=NO_CACHE, **step_hooks(S["validating"]))

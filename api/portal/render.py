@@ -13,9 +13,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from fiberflow.core import catalogue
 from fiberflow.core.db.models import ServiceInstance, ServiceStatus
 from fiberflow.core.tokens import Principal
-from fiberflow.tasks.steps import BY_OPERATION
 
 STATUS_LABELS: dict[str, str] = {
     ServiceStatus.PENDING: "Pending",
@@ -29,13 +29,7 @@ STATUS_LABELS: dict[str, str] = {
     ServiceStatus.REPROVISIONING: "Reprovisioning…",
     ServiceStatus.FAILED: "Failed",
 }
-OPERATION_TITLES = {
-    "provisioning": "Provisioning",
-    "suspension": "Suspension",
-    "resumption": "Resumption",
-    "termination": "Termination",
-    "reprovisioning": "Reprovisioning",
-}
+OPERATION_TITLES: dict[str, str] = {op.value: e.title for op, e in catalogue.OPERATIONS.items()}
 # Statuses in which the last operation ended well: the bar starts full.
 SETTLED = frozenset({ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED, ServiceStatus.TERMINATED})
 
@@ -142,9 +136,10 @@ def services_page(
 def _plans_json() -> str:
     plans: dict[str, list[dict[str, Any]]] = {
         op.value: [
-            {"step": s.number, "status": s.status, "message": s.message} for s in steps.values()
+            {"step": s.number, "status": s.status, "message": s.message}
+            for s in entry.steps.values()
         ]
-        for op, steps in BY_OPERATION.items()
+        for op, entry in catalogue.OPERATIONS.items()
     }
     # Inside <script type="application/json">: no "</script>" can close it early.
     return json.dumps(plans, separators=(",", ":")).replace("<", "\\u003c")

@@ -1,5 +1,7 @@
-"""prefect.yaml and flows/deployments.py declare the same deployments; the registered
-nightly deployment really carries its schedule and collision strategy."""
+"""The catalogue's deployments load and register: every entrypoint is a flow named as
+the catalogue says (run_deployment() starts runs by that name), prefect.yaml uses the
+same work pool, and the registered nightly deployment really carries its schedule and
+collision strategy. tests/core/test_catalogue.py checks prefect.yaml against the catalogue."""
 
 from __future__ import annotations
 
@@ -9,27 +11,20 @@ from pathlib import Path
 import httpx
 import yaml
 
-from fiberflow.flows.deployments import DEPLOYMENTS, WORK_POOL, apply_all
+from fiberflow.core.catalogue import DEPLOYMENTS
+from fiberflow.flows.deployments import WORK_POOL, apply_all, load
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_prefect_yaml_matches_the_code() -> None:
-    doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    declared = {d["name"]: d for d in doc["deployments"]}
-    assert set(declared) == {spec.name for spec in DEPLOYMENTS}
+def test_every_entrypoint_is_the_flow_the_catalogue_names() -> None:
     for spec in DEPLOYMENTS:
-        d = declared[spec.name]
-        assert d["entrypoint"] == spec.entrypoint
-        assert d["work_pool"]["name"] == WORK_POOL
-        spec.load()  # the entrypoint imports
-        if spec.cron:
-            assert [s["cron"] for s in d["schedules"]] == [spec.cron]
-            assert d["concurrency_limit"] == {
-                "limit": spec.concurrency_limit,
-                "collision_strategy": spec.collision_strategy,
-            }
-            assert "concurrency_options" not in d
+        assert load(spec).name == spec.flow, spec.entrypoint
+
+
+def test_prefect_yaml_uses_the_work_pool() -> None:
+    doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert {d["work_pool"]["name"] for d in doc["deployments"]} == {WORK_POOL}
 
 
 def test_registered_deployments(prefect_api: str) -> None:

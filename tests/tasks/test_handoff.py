@@ -11,7 +11,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.states import Failed
 
-from fiberflow.flows.deployments import apply_all, deployment_name
+from fiberflow.core.catalogue import RECONCILE
+from fiberflow.flows.deployments import apply_all, load
 from fiberflow.stack.prefect_setup import ensure_work_pool
 from fiberflow.tasks import handoff
 
@@ -24,7 +25,7 @@ def deployed(prefect_api: str) -> str:
 
 
 def test_the_deployment_name_is_the_registered_one() -> None:
-    assert deployment_name("reconcile") == handoff.RECONCILE_DEPLOYMENT
+    assert f"{load(RECONCILE).name}/{RECONCILE.name}" == handoff.RECONCILE_DEPLOYMENT
 
 
 def _fail(run_id: uuid.UUID) -> None:

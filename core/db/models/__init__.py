@@ -11,7 +11,6 @@ from fiberflow.core.db.models.radius import (
     RadUserGroup,
 )
 from fiberflow.core.db.models.service import (
-    OPERATION_TRANSITIONS,
     TRANSITIONAL,
     InvalidTransition,
     Operation,
@@ -20,7 +19,6 @@ from fiberflow.core.db.models.service import (
 )
 
 __all__ = [
-    "OPERATION_TRANSITIONS",
     "TRANSITIONAL",
     "Base",
     "DeviceCommandAudit",

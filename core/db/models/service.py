@@ -1,81 +1,19 @@
-"""Service instances and their status machine (DESIGN.md, Lifecycle operations)."""
+"""Service instances; the status machine they follow is the catalogue's."""
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 
 from sqlalchemy import Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+# The status vocabulary is the catalogue's, re-exported for code that reads it with the models.
+from fiberflow.core.catalogue import OPERATIONS
+from fiberflow.core.catalogue import TRANSITIONAL as TRANSITIONAL
+from fiberflow.core.catalogue import Operation as Operation
+from fiberflow.core.catalogue import ServiceStatus as ServiceStatus
 from fiberflow.core.db.models.base import Base, utcnow
-
-
-class ServiceStatus(enum.StrEnum):
-    PENDING = "pending"
-    PROVISIONING = "provisioning"
-    ACTIVE = "active"
-    SUSPENDING = "suspending"
-    SUSPENDED = "suspended"
-    RESUMING = "resuming"
-    TERMINATING = "terminating"
-    TERMINATED = "terminated"
-    REPROVISIONING = "reprovisioning"
-    FAILED = "failed"
-
-
-class Operation(enum.StrEnum):
-    PROVISIONING = "provisioning"
-    SUSPENSION = "suspension"
-    RESUMPTION = "resumption"
-    TERMINATION = "termination"
-    REPROVISIONING = "reprovisioning"
-
-
-TRANSITIONAL = frozenset(
-    {
-        ServiceStatus.PENDING,
-        ServiceStatus.PROVISIONING,
-        ServiceStatus.SUSPENDING,
-        ServiceStatus.RESUMING,
-        ServiceStatus.TERMINATING,
-        ServiceStatus.REPROVISIONING,
-    }
-)
-
-# operation -> (statuses it may start from, status while running, status when done)
-OPERATION_TRANSITIONS: dict[
-    Operation, tuple[frozenset[ServiceStatus], ServiceStatus, ServiceStatus]
-] = {
-    Operation.PROVISIONING: (
-        frozenset({ServiceStatus.PENDING}),
-        ServiceStatus.PROVISIONING,
-        ServiceStatus.ACTIVE,
-    ),
-    Operation.SUSPENSION: (
-        frozenset({ServiceStatus.ACTIVE}),
-        ServiceStatus.SUSPENDING,
-        ServiceStatus.SUSPENDED,
-    ),
-    Operation.RESUMPTION: (
-        frozenset({ServiceStatus.SUSPENDED}),
-        ServiceStatus.RESUMING,
-        ServiceStatus.ACTIVE,
-    ),
-    # Also from failed: a service whose operation failed may still hold an ONT, BNG config,
-    # RADIUS rows, an IP and a VLAN; terminating it (idempotent teardown) releases them.
-    Operation.TERMINATION: (
-        frozenset({ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED, ServiceStatus.FAILED}),
-        ServiceStatus.TERMINATING,
-        ServiceStatus.TERMINATED,
-    ),
-    Operation.REPROVISIONING: (
-        frozenset({ServiceStatus.ACTIVE}),
-        ServiceStatus.REPROVISIONING,
-        ServiceStatus.ACTIVE,
-    ),
-}
 
 # Statuses in which an ONT serial is held (DESIGN.md: at most one such service per serial).
 _SERIAL_HOLDERS = "status NOT IN ('terminated', 'failed')"
@@ -138,18 +76,18 @@ class ServiceInstance(Base):
 
     def begin(self, operation: Operation) -> None:
         """Move into ``operation``'s running status, or raise InvalidTransition."""
-        allowed_from, running, _ = OPERATION_TRANSITIONS[operation]
-        if self.status not in allowed_from:
+        entry = OPERATIONS[operation]
+        if self.status not in entry.starts_from:
             raise InvalidTransition(self.status, operation.value)
-        self.status = running.value
+        self.status = entry.running.value
         self.current_operation = operation.value
         self.error = None
 
     def finish(self, operation: Operation) -> None:
-        _, running, done = OPERATION_TRANSITIONS[operation]
-        if self.status != running.value:
+        entry = OPERATIONS[operation]
+        if self.status != entry.running.value:
             raise InvalidTransition(self.status, f"complete {operation.value}")
-        self.status = done.value
+        self.status = entry.ends_in.value
 
     def fail(self, error: str) -> None:
         # failed is reachable from every transitional state (DESIGN.md)

@@ -1,0 +1,275 @@
+"""The catalogue: every lifecycle operation and every Prefect deployment, declared once.
+
+An operation is its name (also the noun of its events, ``service.<noun>.<kind>``), the
+statuses it may start from, the status it runs in and the one it ends in, its ordered
+steps (what the portal and the progress events show), and the deployment that runs it.
+Everything else reads this module: the service model's status checks, the API (which
+deployment to start), the tasks' steps and hooks, the deployments registered with
+Prefect (prefect.yaml declares the same set; tests/core/test_catalogue.py keeps them
+equal), the worker's preloaded flow modules and the portal.
+
+Flows are named by module path (``module:function``): the ground never imports them.
+A new operation is a member of ``Operation`` (and of ``ServiceStatus`` for the status it
+runs in), one ``LifecycleOperation`` in ``OPERATIONS`` and its flow module.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+
+class ServiceStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    SUSPENDING = "suspending"
+    SUSPENDED = "suspended"
+    RESUMING = "resuming"
+    TERMINATING = "terminating"
+    TERMINATED = "terminated"
+    REPROVISIONING = "reprovisioning"
+    FAILED = "failed"
+
+
+class Operation(enum.StrEnum):
+    PROVISIONING = "provisioning"
+    SUSPENSION = "suspension"
+    RESUMPTION = "resumption"
+    TERMINATION = "termination"
+    REPROVISIONING = "reprovisioning"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of an operation: ``number`` of ``total``, its progress status and message."""
+
+    operation: Operation
+    number: int
+    total: int
+    status: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A Prefect deployment fiberflow registers."""
+
+    name: str
+    entrypoint: str  # "module:function"
+    flow: str  # the flow's Prefect name: the flow module takes it from here
+    description: str
+    cron: str | None = None  # a UTC schedule
+    concurrency_limit: int | None = None
+    collision_strategy: str | None = None  # what Prefect does with a run over the limit
+
+    @property
+    def module(self) -> str:
+        return self.entrypoint.partition(":")[0]
+
+    @property
+    def full_name(self) -> str:
+        """``flow-name/deployment-name``, as ``run_deployment()`` wants it."""
+        return f"{self.flow}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleOperation:
+    operation: Operation
+    title: str  # the portal's heading for a run of it
+    deployment: Deployment
+    starts_from: frozenset[ServiceStatus]
+    running: ServiceStatus
+    ends_in: ServiceStatus
+    steps: Mapping[str, Step]  # by progress status, in step order
+
+    @property
+    def noun(self) -> str:
+        """What its events are named after: ``service.<noun>.<kind>``."""
+        return self.operation.value
+
+
+def _lifecycle(
+    operation: Operation,
+    *,
+    title: str,
+    deployment: Deployment,
+    starts_from: Iterable[ServiceStatus],
+    running: ServiceStatus,
+    ends_in: ServiceStatus,
+    steps: tuple[tuple[str, str], ...],
+) -> LifecycleOperation:
+    """An entry; ``steps`` are (status, message) pairs, numbered from 1 in this order."""
+    total = len(steps)
+    numbered = {
+        status: Step(operation, number, total, status, message)
+        for number, (status, message) in enumerate(steps, start=1)
+    }
+    return LifecycleOperation(
+        operation=operation,
+        title=title,
+        deployment=deployment,
+        starts_from=frozenset(starts_from),
+        running=running,
+        ends_in=ends_in,
+        steps=MappingProxyType(numbered),
+    )
+
+
+PROVISIONING = _lifecycle(
+    Operation.PROVISIONING,
+    title="Provisioning",
+    deployment=Deployment(
+        name="provision",
+        entrypoint="fiberflow.flows.provision:provision",
+        flow="provision",
+        description="Provision a fibre service",
+    ),
+    starts_from={ServiceStatus.PENDING},
+    running=ServiceStatus.PROVISIONING,
+    ends_in=ServiceStatus.ACTIVE,
+    steps=(
+        ("validating", "Validating the order against the inventory"),
+        ("allocating", "Allocating an IP address and a VLAN"),
+        ("configuring", "Configuring the ONT on the OLT and the sub-interface on the BNG"),
+        ("activating", "Activating the subscriber in RADIUS"),
+        ("testing", "Testing RADIUS authentication and ONT status"),
+        ("completed", "Service is active"),
+    ),
+)
+
+SUSPENSION = _lifecycle(
+    Operation.SUSPENSION,
+    title="Suspension",
+    deployment=Deployment(
+        name="suspend",
+        entrypoint="fiberflow.flows.suspend:suspend",
+        flow="suspend",
+        description="Suspend a service (walled garden)",
+    ),
+    starts_from={ServiceStatus.ACTIVE},
+    running=ServiceStatus.SUSPENDING,
+    ends_in=ServiceStatus.SUSPENDED,
+    steps=(
+        ("validating", "Checking the service can be suspended"),
+        ("suspending", "Moving the subscriber to the walled garden"),
+        ("notifying", "Sending the change to the BNG (RADIUS CoA)"),
+        ("completed", "Service is suspended"),
+    ),
+)
+
+RESUMPTION = _lifecycle(
+    Operation.RESUMPTION,
+    title="Resumption",
+    deployment=Deployment(
+        name="resume",
+        entrypoint="fiberflow.flows.resume:resume",
+        flow="resume",
+        description="Resume a suspended service",
+    ),
+    starts_from={ServiceStatus.SUSPENDED},
+    running=ServiceStatus.RESUMING,
+    ends_in=ServiceStatus.ACTIVE,
+    steps=(
+        ("validating", "Checking the service can be resumed"),
+        ("resuming", "Restoring the subscriber's plan"),
+        ("notifying", "Sending the change to the BNG (RADIUS CoA)"),
+        ("completed", "Service is active again"),
+    ),
+)
+
+TERMINATION = _lifecycle(
+    Operation.TERMINATION,
+    title="Termination",
+    deployment=Deployment(
+        name="terminate",
+        entrypoint="fiberflow.flows.terminate:terminate",
+        flow="terminate",
+        description="Terminate a service",
+    ),
+    # Also from failed: a service whose operation failed may still hold an ONT, BNG
+    # config, RADIUS rows, an IP and a VLAN; terminating it (idempotent teardown)
+    # releases them.
+    starts_from={ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED, ServiceStatus.FAILED},
+    running=ServiceStatus.TERMINATING,
+    ends_in=ServiceStatus.TERMINATED,
+    steps=(
+        ("validating", "Checking the service can be terminated"),
+        ("disconnecting", "Disconnecting the subscriber session"),
+        ("deactivating", "Removing the subscriber from RADIUS"),
+        ("unconfiguring", "Removing the BNG sub-interface and the ONT"),
+        ("releasing", "Releasing the IP address and VLAN"),
+        ("completed", "Service is terminated"),
+    ),
+)
+
+REPROVISIONING = _lifecycle(
+    Operation.REPROVISIONING,
+    title="Reprovisioning",
+    deployment=Deployment(
+        name="reprovision",
+        entrypoint="fiberflow.flows.reprovision:reprovision",
+        flow="reprovision",
+        description="Repair drift of one service",
+    ),
+    starts_from={ServiceStatus.ACTIVE},
+    running=ServiceStatus.REPROVISIONING,
+    ends_in=ServiceStatus.ACTIVE,
+    steps=(
+        ("checking", "Reading OLT, BNG and RADIUS state"),
+        ("repairing", "Re-applying what drifted"),
+        ("completed", "Service is in sync"),
+    ),
+)
+
+# In this order everywhere (the portal's step lists, the registered deployments).
+OPERATIONS: Mapping[Operation, LifecycleOperation] = MappingProxyType(
+    {e.operation: e for e in (PROVISIONING, SUSPENSION, RESUMPTION, TERMINATION, REPROVISIONING)}
+)
+
+# Deployments that run no operation of their own.
+REPROVISION_NIGHTLY = Deployment(
+    name="reprovision-nightly",
+    entrypoint="fiberflow.flows.reprovision:reprovision_all",
+    flow="reprovision-all",
+    description="Nightly drift repair of every active service",
+    cron="30 2 * * *",
+    # One nightly run at a time: a run still going when the next is due keeps going alone.
+    concurrency_limit=1,
+    collision_strategy="CANCEL_NEW",
+)
+RECONCILE = Deployment(
+    name="reconcile",
+    entrypoint="fiberflow.flows.reconcile:reconcile",
+    flow="reconcile",
+    description="Fail and compensate a service whose run crashed",
+)
+
+DEPLOYMENTS: tuple[Deployment, ...] = (
+    *(entry.deployment for entry in OPERATIONS.values()),
+    REPROVISION_NIGHTLY,
+    RECONCILE,
+)
+
+# A service in one of these is mid-operation: it may only fail, and a run that dies
+# leaves it to the reconciler. Pending waits for its provisioning run to start.
+TRANSITIONAL: frozenset[ServiceStatus] = frozenset(
+    {ServiceStatus.PENDING, *(entry.running for entry in OPERATIONS.values())}
+)
+
+
+def of(operation: Operation | str) -> LifecycleOperation:
+    """The catalogue entry of ``operation``; ValueError for an unknown name."""
+    return OPERATIONS[Operation(operation)]
+
+
+def by_flow(flow_name: str) -> LifecycleOperation | None:
+    """The operation whose flow is named ``flow_name`` (None: not an operation's flow)."""
+    return next((e for e in OPERATIONS.values() if e.deployment.flow == flow_name), None)
+
+
+def flow_modules() -> tuple[str, ...]:
+    """Every module a deployment runs a flow from, once each, in catalogue order."""
+    return tuple(dict.fromkeys(d.module for d in DEPLOYMENTS))

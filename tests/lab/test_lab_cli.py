@@ -14,7 +14,7 @@ from fiberflow.devices.textfsm_parse import parse_ntc
 from fiberflow.lab.cli_servers import LabThread
 from fiberflow.lab.devices import LabBng, LabOlt
 
-CAPTURES = Path(__file__).parent.parent / "captures"
+CAPTURES = Path(__file__).parent.parent / "devices" / "captures"
 SN = "485754431A2B3C4D"
 ANY_PROMPT = r"[>#]\s*$"
 

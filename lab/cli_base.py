@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -13,6 +14,9 @@ class Reply:
     prompt: bool = True
     #: Close the session after writing the output.
     close: bool = False
+    #: Set while output waits at a pager prompt: the session hands the next key (one
+    #: character, unechoed, no Enter needed) to this instead of reading a line.
+    on_key: Callable[[str], Reply] | None = None
 
 
 class Cli(Protocol):

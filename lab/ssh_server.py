@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncssh
 
-from fiberflow.lab.cli_base import Cli
+from fiberflow.lab.cli_base import Cli, Reply
 from fiberflow.lab.faults import FaultSet
 
 log = logging.getLogger(__name__)
@@ -230,13 +230,22 @@ class SshDevice:
         out = process.stdout
         out.write(_crlf(cli.banner()) + cli.prompt())
         pending = ""
+        on_key: Callable[[str], Reply] | None = None  # set while a pager prompt waits
         while True:
             data = await process.stdin.read(4096)
             if not data:
                 return
             # netmiko's is_alive() probes with NUL bytes; a device ignores them.
             pending += data.replace("\x00", "")
-            while True:
+            while pending:
+                if on_key is not None:
+                    # A pager acts on one key, unechoed; "\r\n" is one Enter.
+                    size = 2 if pending.startswith("\r\n") else 1
+                    key, pending = pending[:size], pending[size:]
+                    reply = on_key(key[0])
+                    on_key = reply.on_key
+                    self._write_reply(process, cli, reply)
+                    continue
                 cut = min(
                     (i for i in (pending.find("\r"), pending.find("\n")) if i >= 0), default=-1
                 )
@@ -246,10 +255,15 @@ class SshDevice:
                 # Treat "\r\n" as one line end.
                 skip = 2 if pending[cut : cut + 2] == "\r\n" else 1
                 pending = pending[cut + skip :]
-                if not await self._run_line(process, cli, line):
+                ran = await self._run_line(process, cli, line)
+                if ran is None:
                     return
+                on_key = ran.on_key
 
-    async def _run_line(self, process: asyncssh.SSHServerProcess[str], cli: Cli, line: str) -> bool:
+    async def _run_line(
+        self, process: asyncssh.SSHServerProcess[str], cli: Cli, line: str
+    ) -> Reply | None:
+        """Run one line; its reply, or None when the session ended."""
         out = process.stdout
         command = line.strip()
         log.debug("lab line", extra={"device": self.name, "line": line})
@@ -264,12 +278,17 @@ class SshDevice:
                 cli.handle(line)  # the device acts, but the answer never arrives
             log.info("lab drops connection", extra={"device": self.name, "command": command})
             process.get_extra_info("connection").abort()
-            return False
+            return None
         error = self.faults.error_reply(command) if command else None
         if error is not None:
             out.write(_crlf(error + "\n") + "\r\n" + cli.prompt())
-            return True
+            return Reply()
         reply = cli.handle(line)
+        return reply if self._write_reply(process, cli, reply) else None
+
+    def _write_reply(self, process: asyncssh.SSHServerProcess[str], cli: Cli, reply: Reply) -> bool:
+        """Write ``reply`` and the prompt it calls for; False once the session is closed."""
+        out = process.stdout
         # A question (prompt=False) leaves the cursor on its line, as the device does.
         end = "\n" if reply.prompt or reply.close else ""
         text = _crlf(reply.output + end) if reply.output else ""

@@ -8,8 +8,8 @@ type) and ``data:`` (the JSON payload); heartbeat comments keep proxies open.
 
 The stream ends when the client goes (disconnect, or a send that times out), when
 the client falls too far behind (the browser reconnects with ``Last-Event-ID``),
-and on server shutdown (sse-starlette's watcher of uvicorn's exit flag, once per
-process, stops the hub, which ends every stream).
+and on server shutdown (the server's SIGTERM/SIGINT, watched once per process by
+api/exit_signal.py, stops the hub, which ends every stream).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
-from sse_starlette import EventSourceResponse
 
 from fiberflow.api.access import get_visible_service
 from fiberflow.api.deps import PrincipalDep, StateDep
+from fiberflow.api.exit_signal import on_exit_signal
 from fiberflow.api.schemas import ErrorBody
-from fiberflow.api.sse_stream import ConnectionLimiter, Heartbeats, StreamResponse, gc_freezer
+from fiberflow.api.sse_stream import ConnectionLimiter, Heartbeats, StreamResponse
 from fiberflow.api.state import AppState
 from fiberflow.core.tokens import Principal
 from fiberflow.events.hub import EventHub
@@ -64,9 +64,10 @@ async def realtime_lifespan(state: AppState) -> AsyncIterator[None]:
     )
     await hub.start()
     flusher = asyncio.create_task(run_outbox_flusher(publisher), name="outbox-flusher")
-    # When uvicorn starts shutting down (before it waits for open connections),
+    # When the server starts shutting down (before it waits for open connections),
     # stopping the hub ends every stream cleanly.
-    closer = asyncio.create_task(_stop_on_exit(hub), name="sse-shutdown")
+    exiting = asyncio.Event()
+    closer = asyncio.create_task(_stop_on_exit(hub, exiting), name="sse-shutdown")
     heartbeats = Heartbeats(settings.sse_heartbeat_seconds)
     state.extras[HUB] = hub
     state.extras[HEARTBEATS] = heartbeats
@@ -74,7 +75,8 @@ async def realtime_lifespan(state: AppState) -> AsyncIterator[None]:
     # walk them again and again while thousands of streams are open.
     gc.freeze()
     try:
-        yield
+        with on_exit_signal(exiting.set):
+            yield
     finally:
         flusher.cancel()
         closer.cancel()
@@ -85,11 +87,8 @@ async def realtime_lifespan(state: AppState) -> AsyncIterator[None]:
         state.extras.pop(HUB, None)
 
 
-async def _stop_on_exit(hub: EventHub) -> None:
-    # sse-starlette's own shutdown detection (its patched uvicorn exit handler and
-    # uvicorn's should_exit flag), which each EventSourceResponse would otherwise wait
-    # on in a task of its own: here once per process.
-    await EventSourceResponse._listen_for_exit_signal()
+async def _stop_on_exit(hub: EventHub, exiting: asyncio.Event) -> None:
+    await exiting.wait()
     log.info("server shutting down: closing event streams", extra={"streams": hub.subscriber_count})
     await hub.stop()
 
@@ -126,7 +125,10 @@ def _check_visible(state: AppState, principal: Principal, service_id: str) -> st
 @router.get(
     "/service-lifecycle/{service_id}",
     summary="Live lifecycle events of one service (Server-Sent Events)",
-    response_class=EventSourceResponse,
+    response_class=StreamResponse,
+    # FastAPI reads a response class's default status from its __init__, which
+    # StreamResponse's does not take: say it here.
+    status_code=status.HTTP_200_OK,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "the event stream"},
         **{code: {"model": ErrorBody} for code in (401, 404, 422, 429, 503)},
@@ -140,7 +142,7 @@ async def service_lifecycle(
         str | None,
         Header(alias="Last-Event-ID", description="Resume after this event id (sent by browsers)"),
     ] = None,
-) -> EventSourceResponse:
+) -> StreamResponse:
     after = _last_event_id(last_event_id)
     hub = _hub(state)
     # Not a SessionDep: a yield dependency would hold a pooled connection for the
@@ -157,7 +159,6 @@ async def service_lifecycle(
             f"too many open event streams for this tenant (limit {limiter.cap})",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    gc_freezer.connection_opened()
     return StreamResponse(
         hub,
         state.sessions,

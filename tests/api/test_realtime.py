@@ -88,6 +88,19 @@ async def test_stream_catch_up_then_live_with_ids_types_and_valid_data(
     assert [h["id"] for h in after.json()] == ids[1:]
 
 
+async def test_stream_headers(
+    sse_api: ApiServer, api_engine: Engine, client: httpx.AsyncClient
+) -> None:
+    """The SSE headers browsers and proxies rely on (no caching, no proxy buffering)."""
+    wf = _workflow(api_engine)
+    headers = auth(sse_api.jwt_key, wf.tenant_id)
+    async with client.stream("GET", STREAM.format(wf.service_id), headers=headers) as r:
+        got = r.headers
+    assert got["content-type"] == "text/event-stream; charset=utf-8"
+    assert got["cache-control"] == "no-store" and got["x-accel-buffering"] == "no"
+    assert "content-length" not in got
+
+
 async def test_resume_after_disconnect_mid_run_no_loss_no_duplicates(
     sse_api: ApiServer, api_engine: Engine, pub: EventPublisher, client: httpx.AsyncClient
 ) -> None:

@@ -7,7 +7,8 @@ import asyncio
 
 from sse_starlette import ServerSentEvent
 
-from fiberflow.api.sse_stream import ConnectionLimiter, Heartbeats, _WireCache
+from fiberflow.api.sse_stream import ConnectionLimiter, Heartbeats
+from fiberflow.api.sse_wire import WireCache
 from fiberflow.events.record import EventRecord
 from tests.api.sse import WAIT
 
@@ -64,7 +65,7 @@ def _record(event_id: int) -> EventRecord:
 
 
 def test_wire_cache_encodes_once_per_event_as_sse_starlette_does() -> None:
-    cache = _WireCache(size=8)
+    cache = WireCache(size=8)
     first = cache.get(_record(7), "\r\n")
     expected = ServerSentEvent(
         data='{"step":1,"status":"validating","message":"a\\nb"}',
@@ -78,7 +79,7 @@ def test_wire_cache_encodes_once_per_event_as_sse_starlette_does() -> None:
 
 
 def test_wire_cache_stays_bounded() -> None:
-    cache = _WireCache(size=8)
+    cache = WireCache(size=8)
     for i in range(100):
         cache.get(_record(i), "\r\n")
     assert len(cache._bytes) <= 8
@@ -86,7 +87,7 @@ def test_wire_cache_stays_bounded() -> None:
 
 
 def test_wire_cache_never_serves_another_event_under_a_reused_id() -> None:
-    cache = _WireCache(size=8)
+    cache = WireCache(size=8)
     cache.get(_record(7), "\r\n")
     other = EventRecord(
         id=7,

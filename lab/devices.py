@@ -10,6 +10,7 @@ from fiberflow.lab.bng_state import BngState, SubIf
 from fiberflow.lab.cisco_cli import CiscoCli
 from fiberflow.lab.faults import Faults, FaultSet
 from fiberflow.lab.huawei_cli import HuaweiCli
+from fiberflow.lab.olt_plugs import check_fsp, check_rx_power, check_serial
 from fiberflow.lab.olt_state import OltState, ServicePort
 from fiberflow.lab.ssh_server import SshDevice
 
@@ -56,7 +57,25 @@ class LabOlt(SshDevice):
             "delete_ont": delete_ont,
             "set_ont_active": set_ont_active,
             "seed": self.seed,
+            "plug": self.plug,
+            "unplug": self.unplug,
+            "plugs": lambda: {"plugs": self.state.plugged()},
         }
+
+    def plug(self, fsp: str, serial: str, rx_power_dbm: float | None = None) -> dict[str, Any]:
+        """Admin: an ONT's fibre into PON port ``fsp`` (receive power ``rx_power_dbm``, or a
+        healthy one stable per serial). Unregistered, it shows in ``display ont autofind``;
+        registered there, it comes online. ValueError, nothing changed, on bad input."""
+        sn, port = check_serial(str(serial)), check_fsp(str(fsp))
+        rx = None if rx_power_dbm is None else check_rx_power(rx_power_dbm)
+        plugged = self.state.plug(sn, port, rx)
+        return {"serial": sn, "fsp": "/".join(map(str, port)), "rx_power_dbm": plugged.rx_dbm}
+
+    def unplug(self, serial: str) -> dict[str, Any]:
+        """Admin: the ONT's fibre out: it leaves autofind, and a registered ONT with that
+        serial goes offline. ``unplugged`` is False if this OLT does not know the serial."""
+        sn = check_serial(str(serial))
+        return {"serial": sn, "unplugged": self.state.unplug(sn)}
 
     def seed(
         self,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-from fiberflow.lab import huawei_render as render
 from fiberflow.lab.cli_base import Reply
-from fiberflow.lab.olt_state import NO_ONT_ON_PORT, NO_SP, ONT_MISSING, PORT_MISSING, OltState
+from fiberflow.lab.huawei_display import display
+from fiberflow.lab.olt_state import MAX_ONT_ID, PARAM_ERROR, OltState
 from fiberflow.lab.olt_state import ServicePort as SpRow
+from fiberflow.lab.pager import MAX_LINES, MIN_LINES, Pager
 
 USER, ENABLE, CONFIG, IFACE = "user", "enable", "config", "iface"
 LOGOUT_QUESTION = "  Are you sure to log out? (y/n)[n]:"
@@ -16,10 +17,10 @@ LOGOUT_TEXT = (
     "Configuration console exit, please retry to log on\n"
 )
 UNKNOWN = "  % Unknown command, the error locates at '^'"
-PARAM_ERROR = "  % Parameter error, the error locates at '^'"
 
 ONT_ADD = re.compile(
-    r"ont add (\d+) (\d+) sn-auth (\S+) omci ont-lineprofile-id (\d+) "
+    # The serial may be quoted, as the running configuration prints it.
+    r'ont add (\d+) (\d+) sn-auth "?([^"\s]+)"? omci ont-lineprofile-id (\d+) '
     r'ont-srvprofile-id (\d+) desc "([^"]*)"'
 )
 SERVICE_PORT = re.compile(
@@ -38,6 +39,7 @@ class HuaweiCli:
         self.mode = USER
         self.slot: tuple[int, int] = (0, 0)
         self.logout_pending = False
+        self.pager = Pager()
 
     def banner(self) -> str:
         return "\n  User last login information:\n  Access Type: SSH\n  -----------\n\n"
@@ -65,14 +67,16 @@ class HuaweiCli:
             return Reply(_caret(len(self.prompt())))
         if isinstance(out, Reply):
             return out
-        return Reply(out)
+        return self.pager.page(out)
 
     def _dispatch(self, cmd: str) -> str | Reply | None:  # noqa: C901 - a command table
         # Session set-up commands netmiko's huawei_olt sends; accepted in every mode.
-        if cmd in ("undo smart", "smart", "scroll", "infoswitch cli OFF", "undo interactive"):
+        if cmd in ("undo smart", "smart", "infoswitch cli OFF", "undo interactive"):
             return ""
-        if re.fullmatch(r"scroll \d+|screen-length 0 temporary|mmi-mode (enable|disable)", cmd):
+        if re.fullmatch(r"mmi-mode (enable|disable)", cmd):
             return ""
+        if (paging := self._paging(cmd)) is not None:
+            return paging
         if cmd == "enable":
             self.mode = ENABLE if self.mode == USER else self.mode
             return ""
@@ -97,46 +101,30 @@ class HuaweiCli:
             self.logout_pending = True
             return Reply(LOGOUT_QUESTION, prompt=False)
         if cmd.startswith("display "):
-            return self._display(cmd[len("display ") :])
+            return display(
+                self.state, cmd[len("display ") :], self.slot if self.mode == IFACE else None
+            )
         if self.mode == CONFIG:
             return self._config(cmd)
         if self.mode == IFACE:
             return self._iface(cmd)
         return None
 
-    # --- display ------------------------------------------------------------------------
-
-    def _display(self, rest: str) -> str | None:
-        st = self.state
-        if m := re.fullmatch(r"ont info (\d+) (\d+) (\d+) (\d+)", rest):
-            f, s, p, i = (int(g) for g in m.groups())
-            v = st.view((f, s, p, i))
-            return ONT_MISSING if v is None else render.ont_detail(v)
-        if m := re.fullmatch(r"ont info (\d+) (\d+)", rest):
-            if self.mode != IFACE:
-                return None
-            p, i = (int(g) for g in m.groups())
-            v = st.view((*self.slot, p, i))
-            return ONT_MISSING if v is None else render.ont_detail(v)
-        if m := re.fullmatch(r"ont info (\d+) (\d+) (\d+) all", rest):
-            f, s, p = (int(g) for g in m.groups())
-            if not st.has_port(f, s, p):
-                return PORT_MISSING
-            views = st.views_on_port(f, s, p)
-            return render.port_summary(f, s, p, views) if views else NO_ONT_ON_PORT
-        if m := re.fullmatch(r"ont info by-sn (\S+)", rest):
-            v = st.find_serial(m[1])
-            return ONT_MISSING if v is None else render.ont_detail(v)
-        if m := re.fullmatch(r"service-port port (\d+)/(\d+)/(\d+) ont (\d+)", rest):
-            f, s, p, i = (int(g) for g in m.groups())
-            if st.view((f, s, p, i)) is None:
-                return ONT_MISSING
-            sps = st.ports_of(f, s, p, i)
-            return render.service_ports([(sp, st.sp_online(sp)) for sp in sps]) if sps else NO_SP
-        if rest == "service-port all":
-            with st.lock:
-                rows = [(sp, st.sp_online(sp)) for _, sp in sorted(st.service_ports.items())]
-            return render.service_ports(rows) if rows else NO_SP
+    def _paging(self, cmd: str) -> str | None:
+        """Lines per page for this session; None: not a paging command."""
+        # Bare `scroll` shows everything unpaged: it is how netmiko's huawei_olt
+        # session preparation turns paging off.
+        if cmd == "scroll":
+            self.pager.lines = None
+            return ""
+        if m := re.fullmatch(r"scroll (\d+)", cmd):
+            if not MIN_LINES <= int(m[1]) <= MAX_LINES:
+                return PARAM_ERROR
+            self.pager.lines = int(m[1])
+            return ""
+        if m := re.fullmatch(r"screen-length (\d+) temporary", cmd):
+            self.pager.lines = int(m[1]) or None  # 0: no paging
+            return ""
         return None
 
     # --- config mode ----------------------------------------------------------------------
@@ -163,6 +151,8 @@ class HuaweiCli:
         st = self.state
         if m := ONT_ADD.fullmatch(cmd):
             p, i, sn, line, srv = (m[1], m[2], m[3], m[4], m[5])
+            if int(i) > MAX_ONT_ID:
+                return PARAM_ERROR
             key = (*self.slot, int(p), int(i))
             failure = st.add_ont(key, sn, m[6], int(line), int(srv))
             if failure:
@@ -173,6 +163,9 @@ class HuaweiCli:
             if failure:
                 return failure
             return "  Number of ONTs that can be deleted: 1, success: 1"
+        if m := re.fullmatch(r"port (\d+) ont-auto-find (enable|disable)", cmd):
+            # Every lab port already reports unknown ONTs (autofind is always on).
+            return "" if st.has_port(*self.slot, int(m[1])) else PARAM_ERROR
         if m := re.fullmatch(r"ont (activate|deactivate) (\d+) (\d+)", cmd):
             key = (*self.slot, int(m[2]), int(m[3]))
             return st.set_active(key, m[1] == "activate") or ""

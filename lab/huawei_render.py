@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fiberflow.lab.olt_state import OntView, ServicePort
+from fiberflow.lab.ont_optics import optics
 
 RULE = "  " + "-" * 77
 WIDE_RULE = "  " + "-" * 78
@@ -28,7 +29,7 @@ def ont_detail(v: OntView) -> str:
         run, config, match = "online", "normal", "match"
     else:
         run, config, match = "offline", "initial", "initial"
-    dist = "1432" if v.online else "-"
+    dist = str(optics(o.serial, 0.0).distance_m) if v.online else "-"
     pairs = [
         ("F/S/P", f"{f}/{s}/{p}"),
         ("ONT-ID", str(ont_id)),

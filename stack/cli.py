@@ -146,8 +146,15 @@ def deploy(data_dir: DataDir = None) -> None:
     typer.echo(f"{len(ids)} deployments registered")
 
 
-@app.command()
+lab_app = typer.Typer(help="Run the device lab (OLTs, BNG, RADIUS, NAS) and write its inventory.")
+app.add_typer(lab_app, name="lab")
+lab_ont_app = typer.Typer(help="Plug ONTs into a running lab's OLTs, or unplug them.")
+lab_app.add_typer(lab_ont_app, name="ont")
+
+
+@lab_app.callback(invoke_without_command=True)
 def lab(
+    ctx: typer.Context,
     data_dir: DataDir = None,
     inventory: Annotated[
         Path | None,
@@ -157,6 +164,8 @@ def lab(
     ] = None,
 ) -> None:
     """Run the device lab (OLTs, BNG, RADIUS, NAS) and write its inventory."""
+    if ctx.invoked_subcommand is not None:
+        return
     import signal
     import threading
 
@@ -200,6 +209,48 @@ def lab(
                 ready.unlink(missing_ok=True)
     except (OSError, DeviceError) as exc:
         raise _fail(f"the lab could not start: {exc}", code=1) from None
+
+
+@lab_ont_app.command("plug")
+def lab_ont_plug(
+    olt: Annotated[str, typer.Option("--olt", help="OLT name, e.g. olt-1")],
+    pon_port: Annotated[str, typer.Option("--pon-port", help="PON port F/S/P, e.g. 0/1/3")],
+    serial: Annotated[str, typer.Option("--serial", help="ONT serial: 16 hex digits")],
+    rx_power: Annotated[
+        float | None,
+        typer.Option("--rx-power", help="ONT receive power in dBm (default: -22..-18)"),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Plug an ONT into a PON port: it shows in `display ont autofind` until registered."""
+    from fiberflow.lab.plug_client import PlugError, plug
+
+    _use_data_dir(data_dir)
+    try:
+        done = plug(get_settings().data_dir, olt, pon_port, serial, rx_power)
+    except PlugError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{done['serial']} plugged into {done['olt']} {done['fsp']} "
+               f"(rx {done['rx_power_dbm']:.2f} dBm)")  # fmt: skip
+
+
+@lab_ont_app.command("unplug")
+def lab_ont_unplug(
+    serial: Annotated[str, typer.Option("--serial", help="ONT serial: 16 hex digits")],
+    olt: Annotated[
+        str | None, typer.Option("--olt", help="OLT name (default: every OLT of the lab)")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Unplug an ONT: it leaves autofind; registered, it goes offline."""
+    from fiberflow.lab.plug_client import PlugError, unplug
+
+    _use_data_dir(data_dir)
+    try:
+        olts = unplug(get_settings().data_dir, serial, olt)
+    except PlugError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{serial.upper()} unplugged from {', '.join(olts)}")
 
 
 @app.command()

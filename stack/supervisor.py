@@ -95,13 +95,13 @@ WORKER_ENV = {
 
 
 def worker_argv(name: str, mode: str = "warm") -> list[str]:
-    """The worker's command line: fiberflow's warm process worker (core/worker.py), or
+    """The worker's command line: fiberflow's warm process worker (stack/worker.py), or
     Prefect's stock process worker for ``FIBERFLOW_WORKER_MODE=cold``."""
     os.environ.update(WORKER_ENV)
     if mode == "warm":
         # -P: the current directory must not shadow the installed packages (-c puts it
         # first on sys.path, and the forkserver inherits that path).
-        return [sys.executable, "-P", "-c", "from stack.worker import main; main()",
+        return [sys.executable, "-P", "-c", "from fiberflow.stack.worker import main; main()",
                 "--pool", WORK_POOL, "--name", name]  # fmt: skip
     return [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
             "--type", "process", "--name", name]  # fmt: skip

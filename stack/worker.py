@@ -1,4 +1,4 @@
-"""The worker fiberflow runs: Prefect's process worker, with warm flow-run processes.
+"""The worker fiberflow runs: a Prefect process worker whose flow-run processes start warm.
 
 Prefect's ``ProcessWorker`` starts every flow run as a cold ``python -m prefect.engine``:
 on this project's 2-core machines that is ~1.7 s of imports (Prefect, SQLAlchemy,
@@ -9,11 +9,13 @@ checks — but forks it from a forkserver that imported all of that once. The ch
 then does what ``prefect.engine``'s ``__main__`` does: load the flow run, resolve its
 flow (already imported), ``run_flow``.
 
-Everything else (polling, Submitting/Running/Crashed proposals, cancellation through the
-control channel, crashed hooks) is Prefect's own ``FlowRunExecutorContext``, used the
-way ``ProcessWorker.run`` uses it. That type lives in ``prefect.runner`` private modules:
-constraints.txt pins Prefect, and tests/core/test_worker.py runs real flows through this
-worker so an upgrade that moves it fails loudly.
+It is a custom worker, Prefect's documented extension point: a ``ProcessWorker`` (same
+pool type, same job template, Prefect's own start for jobs with their own command or
+working directory) whose ``run`` forks the process, reports its pid, waits for it and
+returns the result; ``BaseWorker`` polls, proposes Pending/Submitting and heartbeats.
+What Prefect's process worker does around a run with private ``prefect.runner``
+machinery (cancelling a run in flight, Crashed and its hooks) is fiberflow's own, with
+public APIs only: here and in stack/run_outcome.py.
 
 ``FIBERFLOW_WORKER_MODE=cold`` keeps Prefect's stock process worker.
 """
@@ -26,6 +28,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.context
+import multiprocessing.process
 import os
 import signal
 import warnings
@@ -34,16 +37,19 @@ from uuid import UUID
 
 import anyio
 import anyio.abc
-from prefect.runner._flow_run_executor import FlowRunExecutorContext
-from prefect.runner._process_manager import ProcessHandle
+from prefect.settings import get_current_settings
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+from pydantic import PrivateAttr
 
+from fiberflow.core import catalogue
 from fiberflow.core.settings import get_settings
+from fiberflow.stack import run_outcome
 from fiberflow.stack.procs import die_with_parent
 
 if TYPE_CHECKING:
-    from prefect.client.schemas.objects import FlowRun
-    from prefect.runner._control_channel import ControlChannel
+    from prefect.client.schemas.objects import Flow as APIFlow
+    from prefect.client.schemas.objects import FlowRun, WorkPool
+    from prefect.client.schemas.responses import DeploymentResponse
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +58,16 @@ PRELOAD = (
     "prefect.engine",
     "prefect.flow_engine",
     "prefect.flows",
-    "fiberflow.flows.provision",
-    "fiberflow.flows.suspend",
-    "fiberflow.flows.resume",
-    "fiberflow.flows.terminate",
-    "fiberflow.flows.reprovision",
-    "fiberflow.flows.reconcile",
+    *catalogue.flow_modules(),
     "fiberflow.stack.worker",
 )
-CONTROL_KEYS = ("PREFECT__CONTROL_PORT", "PREFECT__CONTROL_TOKEN")
 POLL_SECONDS = 0.25  # how often a run's exit is checked (a poll is one select() on a pipe)
 TERMINATE_GRACE_SECONDS = 30.0
+# Prefect's own switch (read by prefect.flow_engine) telling a supervised run that its
+# supervisor runs the cancellation hooks: here the worker does. Should a release drop
+# it, the worst case is a hook run twice, and the hooks' hand-off to the reconcile
+# flow is idempotent.
+SUPERVISED_HOOKS_ENV = "PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS"
 
 
 def warm_context() -> multiprocessing.context.ForkServerContext:
@@ -86,22 +91,17 @@ def _noop() -> None:
     return None
 
 
-def run_flow_run(flow_run_id: str, startup_env: dict[str, str], env: dict[str, str | None]) -> None:
+def run_flow_run(flow_run_id: str, env: dict[str, str | None]) -> None:
     """The child: ``python -m prefect.engine <id>``, minus the imports."""
     # A run never outlives its forkserver, which exits with the worker: an orphaned run
     # would go on driving devices while the reconciler compensates its service.
     die_with_parent(signal.SIGKILL)
-    # Consumed before anything connects, as prefect.flow_engine's subprocess bootstrap
-    # does (configure_from_env() removes them again).
-    os.environ.update(startup_env)
-    from prefect._internal.control_listener import configure_from_env
     from prefect.context import SettingsContext, get_settings_context
     from prefect.engine import handle_engine_signals
     from prefect.flow_engine import load_flow, load_flow_run, run_flow
     from prefect.logging.loggers import flow_run_logger
     from prefect.settings import Settings
 
-    configure_from_env()
     for key, value in env.items():
         if value is None:
             os.environ.pop(key, None)
@@ -123,52 +123,23 @@ def run_flow_run(flow_run_id: str, startup_env: dict[str, str], env: dict[str, s
             run_flow(flow, flow_run=flow_run, error_logger=run_logger)
 
 
-class ForkserverStarter:
-    """A ``prefect.runner`` ProcessStarter: forks the run's process from the warm server."""
-
-    def __init__(self, env: dict[str, str | None], control_channel: ControlChannel | None) -> None:
-        self._env = dict(env)
-        self._control_channel = control_channel
-
-    async def start(
-        self,
-        flow_run: FlowRun,
-        task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
-        startup: dict[str, str] = {}
-        registered = False
-        if self._control_channel is not None:
-            try:
-                port, token = self._control_channel.register(flow_run.id)
-                startup = {CONTROL_KEYS[0]: str(port), CONTROL_KEYS[1]: token}
-                registered = True
-            except RuntimeError:
-                pass  # no loopback listener: cancellation falls back to kill
-        env = self._env | {
-            "PREFECT__FLOW_RUN_ID": str(flow_run.id),
-            # The worker runs crashed/cancellation hooks itself (as for Prefect's own
-            # subprocess runs); the child must not run them a second time.
-            "PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS": "false",
-        }
-        handed_off = False
-        try:
-            process = warm_context().Process(
-                target=run_flow_run,
-                args=(str(flow_run.id), startup, env),
-                name=f"flow-run-{flow_run.id}",
-            )
-            # Every multiprocessing call stays on the event loop's thread: start() polls
-            # the other children, and two threads polling one forkserver sentinel can
-            # read a real exit code as 255 (EOF). A start is one forkserver round trip.
-            process.start()
-            handle = ProcessHandle(process)  # type: ignore[arg-type]  # a ForkServerProcess
-            task_status.started(handle)
-            handed_off = True
-        except BaseException:
-            if registered and not handed_off and self._control_channel is not None:
-                self._control_channel.unregister(flow_run.id)
-            raise
-        await _wait(process)
+def start_warm(
+    flow_run: FlowRun, env: dict[str, str | None]
+) -> multiprocessing.process.BaseProcess:
+    """Fork the run's process from the warm server (one forkserver round trip)."""
+    env = dict(env) | {
+        "PREFECT__FLOW_RUN_ID": str(flow_run.id),
+        # The worker runs the cancellation hooks itself; the child must not run them too.
+        SUPERVISED_HOOKS_ENV: "false",
+    }
+    process = warm_context().Process(
+        target=run_flow_run, args=(str(flow_run.id), env), name=f"flow-run-{flow_run.id}"
+    )
+    # Every multiprocessing call stays on the event loop's thread: start() polls the
+    # other children, and two threads polling one forkserver sentinel can read a real
+    # exit code as 255 (EOF).
+    process.start()
+    return process
 
 
 async def _wait(process: multiprocessing.process.BaseProcess) -> None:
@@ -189,6 +160,33 @@ async def _wait(process: multiprocessing.process.BaseProcess) -> None:
         raise
 
 
+class WarmJobConfiguration(ProcessJobConfiguration):
+    """Prefect's process job configuration, remembering whether the job set its own
+    command (preparing it fills in ``python -m prefect.engine`` otherwise)."""
+
+    _own_command: bool = PrivateAttr(default=False)
+
+    def prepare_for_flow_run(
+        self,
+        flow_run: FlowRun,
+        deployment: DeploymentResponse | None = None,
+        flow: APIFlow | None = None,
+        work_pool: WorkPool | None = None,
+        worker_name: str | None = None,
+        worker_id: UUID | None = None,
+    ) -> None:
+        self._own_command = self.command is not None
+        super().prepare_for_flow_run(
+            flow_run, deployment, flow, work_pool, worker_name, worker_id=worker_id
+        )
+
+    @property
+    def starts_stock(self) -> bool:
+        """A job that sets its own command or working directory gets Prefect's stock
+        start: it runs what it was told to, where it was told to."""
+        return self._own_command or self.working_dir is not None
+
+
 # Prefect registers worker classes by ``type``; this one takes over "process" in the
 # worker's own process (on purpose: same pool type, same job template), which Prefect
 # warns about at class creation.
@@ -199,11 +197,30 @@ class WarmProcessWorker(ProcessWorker):
     """``ProcessWorker`` whose flow-run processes fork from a preloaded server."""
 
     type = "process"  # same pool type and job template as Prefect's process worker
+    job_configuration = WarmJobConfiguration
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.draining = False
         self.in_flight = 0
+        self._warm: dict[UUID, multiprocessing.process.BaseProcess] = {}
+        self._cancelling: set[UUID] = set()
+        self._watch: anyio.abc.TaskGroup | None = None
+
+    async def setup(self) -> None:
+        await super().setup()
+        # Entered after BaseWorker's runs task group and left before it (teardown), on
+        # the task that runs the worker, as BaseWorker does with its own.
+        self._watch = anyio.create_task_group()
+        await self._watch.__aenter__()
+        self._watch.start_soon(self._watch_cancellations)
+
+    async def teardown(self, *exc_info: Any) -> None:
+        if self._watch is not None:
+            self._watch.cancel_scope.cancel()
+            await self._watch.__aexit__(None, None, None)
+            self._watch = None
+        await super().teardown(*exc_info)
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         # Draining (the first SIGTERM): take no new runs, let the ones in flight finish.
@@ -217,48 +234,65 @@ class WarmProcessWorker(ProcessWorker):
         configuration: ProcessJobConfiguration,
         task_status: anyio.abc.TaskStatus[int] | None = None,
     ) -> ProcessWorkerResult:
-        if configuration._command_configured or configuration.working_dir:
-            # A job that sets its own command or working directory gets Prefect's
-            # stock process start (it runs what it was told to, where it was told to).
-            return await super().run(flow_run, configuration, task_status)
-        status = task_status if task_status is not None else anyio.TASK_STATUS_IGNORED
-        execution: Any = None
         self.in_flight += 1
         try:
-            execution = await self._execute(flow_run, configuration, status)
+            if not isinstance(configuration, WarmJobConfiguration) or configuration.starts_stock:
+                return await super().run(flow_run, configuration, task_status)
+            return await self._run_warm(flow_run, configuration, task_status)
         finally:
             self.in_flight -= 1
-        if execution is None or execution.status_code is None:
-            raise RuntimeError("failed to start the flow run process")
-        return ProcessWorkerResult(
-            status_code=execution.status_code, identifier=str(execution.handle.pid)
-        )
 
-    async def _execute(
+    async def _run_warm(
         self,
         flow_run: FlowRun,
-        configuration: ProcessJobConfiguration,
-        status: anyio.abc.TaskStatus[int],
-    ) -> Any:
-        from prefect.flows import load_flow_from_flow_run
-
-        execution: Any = None
-        async with FlowRunExecutorContext() as ctx:
-            starter = ForkserverStarter(configuration.env, ctx.control_channel)
-            executor = ctx.create_executor(
-                flow_run, starter, resolve_flow=load_flow_from_flow_run, propose_submitting=False
+        configuration: WarmJobConfiguration,
+        task_status: anyio.abc.TaskStatus[int] | None,
+    ) -> ProcessWorkerResult:
+        process = start_warm(flow_run, configuration.env)
+        if process.pid is None:
+            raise RuntimeError("flow run process has no pid")
+        self._warm[flow_run.id] = process
+        status = task_status if task_status is not None else anyio.TASK_STATUS_IGNORED
+        try:
+            status.started(process.pid)
+            await _wait(process)
+        finally:
+            del self._warm[flow_run.id]
+            cancelled = flow_run.id in self._cancelling
+            self._cancelling.discard(flow_run.id)
+        code = process.exitcode
+        assert code is not None  # _wait returned
+        if cancelled or code != 0:
+            logger = self.get_flow_run_logger(flow_run)
+            code = await run_outcome.settle(
+                self.client, flow_run, code, cancelled=cancelled, logger=logger
             )
+        return ProcessWorkerResult(status_code=code, identifier=str(process.pid))
 
-            async def execute(*, task_status: anyio.abc.TaskStatus[ProcessHandle]) -> None:
-                nonlocal execution
-                execution = await executor.submit(task_status=task_status)
+    async def _watch_cancellations(self) -> None:
+        """Kill the process of every warm run set Cancelling; ``run_outcome.settle``
+        does the rest.
 
-            async with anyio.create_task_group() as group:
-                handle = await group.start(execute)
-                if handle.pid is None:
-                    raise RuntimeError("flow run process has no pid")
-                status.started(handle.pid)
-        return execution
+        ``BaseWorker`` cancels only runs that have not started. SIGKILL, not SIGTERM:
+        without the cancel intent Prefect passes over its private control channel, a
+        SIGTERMed engine reports its run Crashed and runs ``on_crashed`` itself; killed,
+        the run's state is the worker's to set. Compensation is the reconcile flow's
+        job either way (the hooks hand the service to it)."""
+        while True:
+            await anyio.sleep(get_current_settings().worker.query_seconds)
+            watched = [run_id for run_id in self._warm if run_id not in self._cancelling]
+            if not watched:
+                continue
+            try:
+                found = await run_outcome.cancelling(self.client, watched)
+            except Exception as exc:
+                log.warning("could not check the runs in flight for cancellation: %s", exc)
+                continue
+            for run_id in found:
+                process = self._warm.get(run_id)
+                if process is not None:
+                    self._cancelling.add(run_id)
+                    process.kill()
 
 
 async def _serve(pool: str, name: str) -> None:
@@ -304,10 +338,11 @@ async def _serve(pool: str, name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -P -c "from stack.worker import main; main()" --pool POOL --name NAME``.
+    """``python -P -c "from fiberflow.stack.worker import main; main()" --pool P --name N``.
 
-    Started with ``-c``, not ``-m stack.worker``: multiprocessing re-runs a ``-m`` main
-    module in every child it starts, and the children must start with nothing to do."""
+    Started with ``-c``, not ``-m fiberflow.stack.worker``: multiprocessing re-runs a
+    ``-m`` main module in every child it starts, and the children must start with
+    nothing to do."""
     parser = argparse.ArgumentParser(prog="fiberflow.stack.worker", description=main.__doc__)
     parser.add_argument("--pool", required=True)
     parser.add_argument("--name", required=True)

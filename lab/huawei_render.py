@@ -1,4 +1,5 @@
-"""Huawei MA5600T/MA5800 display layouts, copied from real captures (shared/captures)."""
+"""Huawei MA5600T/MA5800 ONT and service-port tables, laid out as in the real captures
+in tests/devices/captures/huawei_smartax."""
 
 from __future__ import annotations
 

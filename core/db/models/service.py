@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 # The status vocabulary is the catalogue's, re-exported for code that reads it with the models.
@@ -49,11 +49,18 @@ class ServiceInstance(Base):
     plan: Mapped[str] = mapped_column(String(32))
     olt: Mapped[str] = mapped_column(String(64))
     pon_port: Mapped[str] = mapped_column(String(16))
-    ont_serial: Mapped[str] = mapped_column(String(16))
+    # None only for a zero-touch order that binds whichever ONT appears alone on its port.
+    ont_serial: Mapped[str | None] = mapped_column(String(16))
     ont_id: Mapped[int | None] = mapped_column(Integer)
     vlan: Mapped[int | None] = mapped_column(Integer)
     ip_address: Mapped[str | None] = mapped_column(String(45))
     radius_username: Mapped[str | None] = mapped_column(String(64))
+    # Last measured receive power of the ONT (optical acceptance), dBm.
+    ont_rx_power_dbm: Mapped[float | None] = mapped_column(Float)
+    # "immediate" or "on_discovery" (zero-touch: provisioning starts when the ONT appears).
+    activation: Mapped[str] = mapped_column(
+        String(16), default="immediate", server_default="immediate"
+    )
     description: Mapped[str | None] = mapped_column(String(64))
     flow_run_id: Mapped[str | None] = mapped_column(String(36))
     # "host:pid" of the process running the current operation (the reconciler's

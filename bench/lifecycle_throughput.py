@@ -38,9 +38,14 @@ from fiberflow.core.db.engine import make_engine
 from fiberflow.core.db.models import DeviceCommandAudit
 from fiberflow.core.tokens import issue
 from fiberflow.lab.admin import admin_call
+from fiberflow.lab.harness import (
+    FIBERFLOW,
+    running_stack,
+    stack_env,
+    throwaway_pg_database,
+    wait_healthy,
+)
 from fiberflow.stack.procs import Supervisor
-from tests.fixtures.databases import throwaway_pg_database
-from tests.fixtures.stack import FIBERFLOW, running_stack, stack_env, wait_healthy
 
 log = logging.getLogger(__name__)
 TENANT = "0b1d6a52-5c1e-4c9a-8f3e-6a2d9b7c4e10"

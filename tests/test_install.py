@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.stack import REPO, processes_of, wait_healthy
+from fiberflow.lab.harness import processes_of, wait_healthy
+from tests.fixtures.stack import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -1,11 +1,12 @@
-"""bench.load's lost-event check against a service's history (no stack: plain data)."""
+"""bench.load_check's lost-event check against a service's history (no stack: plain data)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from bench.load import CONNECT_TOLERANCE_S, Connection, Listener, check_listener
+from bench.load_check import CONNECT_TOLERANCE_S, check_listener
+from bench.load_listeners import Connection, Listener
 
 T0 = datetime.fromisoformat("2027-01-15T08:00:00+00:00").timestamp()
 

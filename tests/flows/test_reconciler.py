@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 from fiberflow.lab.admin import admin_call
-from tests.fixtures.stack import running_stack, start_slow_provisioning, wait_healthy
+from fiberflow.lab.harness import running_stack, wait_healthy
+from tests.fixtures.stack import start_slow_provisioning
 
 pytestmark = pytest.mark.slow
 

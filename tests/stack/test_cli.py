@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import inspect
 
 from fiberflow.core.db.engine import make_engine
-from tests.fixtures.stack import FIBERFLOW, stack_env
+from fiberflow.lab.harness import FIBERFLOW, stack_env
 
 TENANT = "4f1c2a4e-8d7b-4c3a-9e2f-0a1b2c3d4e5f"
 

@@ -15,7 +15,7 @@ import pytest
 
 from fiberflow.devices.inventory import load_inventory
 from fiberflow.devices.olt.huawei import HuaweiOlt
-from tests.fixtures.stack import FIBERFLOW, processes_of, stack_env
+from fiberflow.lab.harness import FIBERFLOW, processes_of, stack_env
 
 
 def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:

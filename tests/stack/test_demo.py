@@ -21,11 +21,11 @@ from rich.console import Console
 
 from fiberflow.core.db.models import Operation
 from fiberflow.core.tokens import issue
+from fiberflow.lab.harness import FIBERFLOW, processes_of, stack_env
 from fiberflow.stack.demo import DEMO_TENANT
 from fiberflow.stack.demo_progress import ProgressView, follow, iter_messages
 from fiberflow.stack.procs import free_port
 from tests.fixtures.browser import PortalStack, SimulatedRun, shoot
-from tests.fixtures.stack import FIBERFLOW, processes_of, stack_env
 
 
 def _console() -> tuple[Console, io.StringIO]:

@@ -15,8 +15,8 @@ from sqlalchemy import text
 
 from fiberflow.core.db.engine import make_engine
 from fiberflow.flows.deployments import DEPLOYMENTS
+from fiberflow.lab.harness import FIBERFLOW, processes_of, running_stack, stack_env, wait_healthy
 from tests.fixtures.databases import throwaway_pg_database
-from tests.fixtures.stack import FIBERFLOW, processes_of, running_stack, stack_env, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -146,8 +146,6 @@ def test_port_in_use_is_named(tmp_path: Path) -> None:
 def test_up_runs_a_provisioning_end_to_end_through_the_worker(tmp_path: Path) -> None:
     """The whole stack as a user runs it: lab, deployments, worker, API, SSE."""
     import json
-
-    from tests.fixtures.stack import FIBERFLOW
 
     with running_stack(tmp_path) as stack:
         report = wait_healthy(stack.api_url, stack.proc)

@@ -24,9 +24,10 @@ from prefect.client.schemas.objects import FlowRun
 
 from fiberflow.flows.deployments import DEPLOYMENTS
 from fiberflow.lab.admin import admin_call
+from fiberflow.lab.harness import running_stack, wait_healthy
 from fiberflow.stack import run_outcome, worker
 from fiberflow.stack.supervisor import worker_argv
-from tests.fixtures.stack import running_stack, start_slow_provisioning, wait_healthy
+from tests.fixtures.stack import start_slow_provisioning
 
 
 def _report(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

@@ -5,7 +5,6 @@ sampler of the worker's flow-run processes."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 import uuid
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 import psutil
+from httpx_sse import aconnect_sse
 
 from bench.sampling import BackgroundSampler
 
@@ -90,18 +90,22 @@ async def post_and_follow(
         run.service_id, run.flow_run_id = accepted["id"], accepted.get("flow_run_id")
         if on_accepted is not None:
             on_accepted(run)
-        timeout = httpx.Timeout(10, read=max(1.0, deadline - time.time()))
-        async with client.stream("GET", STREAM.format(run.service_id), timeout=timeout) as stream:
-            kind = None
-            async for line in stream.aiter_lines():
-                if line.startswith("event:"):
-                    kind = line[6:].strip()
-                elif line.startswith("data:") and kind:
-                    _event(run, kind, json.loads(line[5:]))
-                    if run.ended_rx is not None:
-                        return
-                if time.time() > deadline or stop.is_set():
+        left = max(1.0, deadline - time.time())
+        # The deadline bounds the whole follow: heartbeats keep an idle stream's reads
+        # short, and the SSE client never returns them.
+        async with (
+            asyncio.timeout(left),
+            aconnect_sse(
+                client, "GET", STREAM.format(run.service_id), timeout=httpx.Timeout(10, read=left)
+            ) as source,
+        ):
+            async for sse in source.aiter_sse():
+                if sse.data:
+                    _event(run, sse.event, sse.json())
+                if run.ended_rx is not None or stop.is_set():
                     return
+    except TimeoutError:
+        return  # outcome stays "timeout"
     except (httpx.HTTPError, OSError, ValueError) as exc:
         run.error = f"{type(exc).__name__}: {exc}"[:200]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from httpx_sse import ServerSentEvent, connect_sse
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -62,29 +63,15 @@ class Outcome:
         return self.kind == "completed"
 
 
-def iter_messages(lines: Iterable[str]) -> Iterator[SseMessage]:
-    """SSE messages from a stream's lines (comments and id-less heartbeats skipped)."""
-    fields: dict[str, list[str]] = {}
-    for line in lines:
-        if line == "":
-            if "data" in fields:
-                raw_id = fields.get("id", [""])[-1]
-                try:
-                    data = json.loads("\n".join(fields["data"]))
-                except ValueError:
-                    data = None
-                if isinstance(data, dict):
-                    yield SseMessage(
-                        int(raw_id) if raw_id.isdigit() else None,
-                        fields.get("event", ["message"])[-1],
-                        data,
-                    )
-            fields = {}
+def iter_messages(events: Iterable[ServerSentEvent]) -> Iterator[SseMessage]:
+    """The relay's messages among SSE events: those whose data is a JSON object."""
+    for sse in events:
+        try:
+            data = json.loads(sse.data)
+        except ValueError:
             continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        fields.setdefault(name, []).append(value[1:] if value.startswith(" ") else value)
+        if isinstance(data, dict):
+            yield SseMessage(int(sse.id) if sse.id.isdigit() else None, sse.event, data)
 
 
 class ProgressView:
@@ -182,16 +169,16 @@ def follow(
     while not should_stop():
         if time.monotonic() > deadline:
             raise FollowTimeout(f"no outcome within {timeout:.0f} s")
-        headers = {"Accept": "text/event-stream"}
-        if last_id is not None:
-            headers["Last-Event-ID"] = str(last_id)
+        headers = {} if last_id is None else {"Last-Event-ID": str(last_id)}
         try:
-            with client.stream(
+            with connect_sse(
+                client,
                 "GET",
                 STREAM.format(service_id),
                 headers=headers,
                 timeout=httpx.Timeout(10.0, read=READ_TIMEOUT),
-            ) as response:
+            ) as source:
+                response = source.response
                 if response.status_code in (401, 403, 404):
                     raise httpx.HTTPStatusError(
                         f"event stream answered {response.status_code}",
@@ -200,7 +187,7 @@ def follow(
                     )
                 if response.status_code == 200:
                     delay = 0.5
-                    for msg in iter_messages(response.iter_lines()):
+                    for msg in iter_messages(source.iter_sse()):
                         if msg.id is not None:
                             if last_id is not None and msg.id <= last_id:
                                 continue

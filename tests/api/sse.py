@@ -1,4 +1,4 @@
-"""A small SSE client for tests: parses a streaming httpx response into messages."""
+"""Reading the relay in tests: httpx-sse's parser, with a timeout per message."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -22,57 +23,44 @@ WAIT = 15.0
 
 @dataclass
 class Message:
-    id: str | None
-    event: str | None
+    id: str  # the relay ids every message
+    event: str
     data: dict[str, Any]
 
 
-@dataclass
 class SseReader:
-    response: httpx.Response
-    comments: list[str] = field(default_factory=list)
-    _lines: AsyncIterator[str] | None = None
+    """The messages of a streaming response (heartbeat comments never surface: an SSE
+    client drops them; tests of the heartbeats read the wire)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._events: AsyncIterator[ServerSentEvent] | None = None
+
+    def _stream(self) -> AsyncIterator[ServerSentEvent]:
+        if self._events is None:
+            self._events = EventSource(self.response).aiter_sse()
+        return self._events
 
     async def next(self, timeout: float = WAIT) -> Message:
-        """The next message (comments are collected, not returned)."""
-        if self._lines is None:
-            self._lines = self.response.aiter_lines()
-        fields: dict[str, list[str]] = {}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"no message within {timeout} s")
-            line = await asyncio.wait_for(anext(self._lines), remaining)
-            if line == "":
-                if "data" in fields or "event" in fields:
-                    return Message(
-                        id=fields.get("id", [None])[-1],
-                        event=fields.get("event", [None])[-1],
-                        data=json.loads("\n".join(fields["data"])),
-                    )
-                continue
-            if line.startswith(":"):
-                self.comments.append(line[1:].strip())
-                continue
-            name, _, value = line.partition(":")
-            fields.setdefault(name, []).append(value[1:] if value.startswith(" ") else value)
+        """The next message with data; TimeoutError if none comes within ``timeout``."""
+        async with asyncio.timeout(timeout):
+            while True:
+                sse = await anext(self._stream())
+                if sse.data:
+                    return Message(id=sse.id, event=sse.event, data=json.loads(sse.data))
 
     async def take(self, n: int) -> list[Message]:
         return [await self.next() for _ in range(n)]
 
     async def ended(self, timeout: float = WAIT) -> bool:
         """True once the server closed the stream (messages until then are dropped)."""
-        if self._lines is None:
-            self._lines = self.response.aiter_lines()
         try:
-            while True:
-                await asyncio.wait_for(anext(self._lines), timeout)
-        except StopAsyncIteration:
-            return True
+            async with asyncio.timeout(timeout):
+                async for _ in self._stream():
+                    pass
         except (httpx.RemoteProtocolError, httpx.ReadError):
-            return True
+            pass
+        return True
 
 
 def token(key: str, tenant_id: str, role: str = "operator", sub: str = "ops") -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from http.cookies import SimpleCookie
 
 import httpx
 import pytest
+from httpx_sse import connect_sse
 
 from fiberflow.api.deps import SESSION_COOKIE
 from fiberflow.core.db.models import Operation
@@ -127,13 +127,12 @@ def test_the_cookie_authorizes_rest_and_sse(portal_stack: PortalStack) -> None:
         assert c.get("/api/v1/services").json()["items"][0]["id"] == sid
         history = c.get(f"/api/v1/services/{sid}/events").json()
         assert [e["id"] for e in history] == [first]
-        with c.stream("GET", f"/api/v1/realtime/service-lifecycle/{sid}") as r:
-            assert r.status_code == 200
-            assert r.headers["content-type"].startswith("text/event-stream")
-            lines = r.iter_lines()
-            got = [next(lines) for _ in range(3)]
-        assert got == [f"id: {first}", "event: service.provisioning.progress", got[2]]
-        assert json.loads(got[2].removeprefix("data: "))["step"] == 1
+        with connect_sse(c, "GET", f"/api/v1/realtime/service-lifecycle/{sid}") as source:
+            assert source.response.status_code == 200
+            assert source.response.headers["content-type"].startswith("text/event-stream")
+            got = next(source.iter_sse())
+        assert (got.id, got.event) == (str(first), "service.provisioning.progress")
+        assert got.json()["step"] == 1
     with signed_in(portal_stack, "bob") as other:
         assert other.get(f"/api/v1/services/{sid}").status_code == 404
         assert other.get(f"/api/v1/realtime/service-lifecycle/{sid}").status_code == 404

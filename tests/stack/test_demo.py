@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import EventSource
 from rich.console import Console
 
 from fiberflow.core.db.models import Operation
@@ -120,7 +121,9 @@ def test_follow_resumes_across_an_api_restart_without_duplicates(
 def test_iter_messages_parses_ids_events_and_skips_comments() -> None:
     lines = [": ping", "", "id: 7", "event: service.provisioning.progress",
              'data: {"step": 1}', "", "data: not json", "", ""]  # fmt: skip
-    got = list(iter_messages(lines))
+    wire = httpx.Response(200, headers={"content-type": "text/event-stream"},
+                          text="\n".join(lines))  # fmt: skip
+    got = list(iter_messages(EventSource(wire).iter_sse()))
     assert [(m.id, m.event, m.data) for m in got] == [
         (7, "service.provisioning.progress", {"step": 1})
     ]

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from httpx_sse import connect_sse
 from sqlalchemy import text
 
 from fiberflow.core.db.engine import make_engine
@@ -145,8 +146,6 @@ def test_port_in_use_is_named(tmp_path: Path) -> None:
 
 def test_up_runs_a_provisioning_end_to_end_through_the_worker(tmp_path: Path) -> None:
     """The whole stack as a user runs it: lab, deployments, worker, API, SSE."""
-    import json
-
     with running_stack(tmp_path) as stack:
         report = wait_healthy(stack.api_url, stack.proc)
         assert report == {"db": "ok", "redis": "ok", "prefect": "ok", "worker": "ok",
@@ -165,16 +164,15 @@ def test_up_runs_a_provisioning_end_to_end_through_the_worker(tmp_path: Path) ->
         sid = created.json()["id"]
         events = []
         url = f"{stack.api_url}/api/v1/realtime/service-lifecycle/{sid}"
-        with httpx.stream("GET", url, headers=auth, timeout=httpx.Timeout(5, read=90)) as resp:
-            assert resp.status_code == 200
-            kind = None
-            for line in resp.iter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: ") and kind:
-                    events.append((kind, json.loads(line[6:])))
-                    if kind.endswith((".completed", ".failed")):
-                        break
+        with (
+            httpx.Client(timeout=httpx.Timeout(5, read=90)) as client,
+            connect_sse(client, "GET", url, headers={**auth}) as source,
+        ):
+            assert source.response.status_code == 200
+            for sse in source.iter_sse():
+                events.append((sse.event, sse.json()))
+                if sse.event.endswith((".completed", ".failed")):
+                    break
         assert events[-1][0] == "service.provisioning.completed", events[-1]
         progress = [d for k, d in events if k.endswith(".progress")]
         assert progress[0]["step"] == 1 and progress[-1]["status"] == "completed"

@@ -1,4 +1,8 @@
-"""The inventory of the device lab: two OLTs, one BNG, the lab RADIUS server, three plans.
+"""The inventory of the device lab: OLTs, BNGs, the lab RADIUS server, three plans.
+
+The default lab is two OLTs (``olt-1``, ``olt-2``) on one BNG (``bng-1``). A larger lab
+(``olt_count`` > 2) adds ``olt-3``.. each on a BNG of its own (``olt-3`` on ``bng-2``, ...):
+VLANs are scoped per BNG, so one more BNG is what adds VLAN space (``capacity``).
 
 ``build_inventory`` fills in the ports the lab actually bound; ``write_inventory`` writes
 it as YAML that ``devices.inventory.load_inventory`` reads back to an equal Inventory.
@@ -9,6 +13,7 @@ literally: a lab, not a secret.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import tempfile
 from collections.abc import Mapping
@@ -21,13 +26,18 @@ from fiberflow.devices.inventory import Bng, Inventory, Olt, Plan, RadiusServer
 LAB_USER = "lab"
 LAB_PASSWORD = "lab"
 LAB_SECRET = "lab"
-OLT_NAMES = ("olt-1", "olt-2")
+OLT_NAMES = ("olt-1", "olt-2")  # the default lab
 BNG_NAME = "bng-1"
+DEFAULT_OLTS = len(OLT_NAMES)
+# bng-k's pool is 100.(63+k).0.0/16: 32 OLTs use 31 of the 64 /16s of 100.64.0.0/10.
+MAX_OLTS = 32
 WALLED_GARDEN = "WALLED-GARDEN"
 IP_POOL = "100.64.0.0/16"
 IP_GATEWAY = "100.64.0.1"
-# Both OLTs hang off bng-1; VLANs are scoped per BNG, so they share one range.
+# olt-1 and olt-2 hang off bng-1; VLANs are scoped per BNG, so they share one range.
 VLAN_FIRST, VLAN_LAST = 100, 3999
+BOARDS = {"0/1": 16, "0/2": 16}
+ONTS_PER_PORT = 128  # GPON ONT ids 0-127
 MAX_SESSIONS = 4
 
 
@@ -51,6 +61,43 @@ LAB_PLANS: tuple[Plan, ...] = (
 )
 
 
+def olt_names(count: int) -> list[str]:
+    """``olt-1`` .. ``olt-<count>``; ValueError outside 1..MAX_OLTS."""
+    if not 1 <= count <= MAX_OLTS:
+        raise ValueError(f"the lab runs 1 to {MAX_OLTS} OLTs, not {count}")
+    return [f"olt-{i}" for i in range(1, count + 1)]
+
+
+def bng_of(olt_name: str) -> str:
+    """The BNG an OLT hangs off: olt-1 and olt-2 share bng-1, olt-k (k > 2) has bng-(k-1)."""
+    k = int(olt_name.rpartition("-")[2])
+    return BNG_NAME if k <= 2 else f"bng-{k - 1}"
+
+
+def bng_names(olt_count: int) -> list[str]:
+    return list(dict.fromkeys(bng_of(name) for name in olt_names(olt_count)))
+
+
+def ip_pool(bng_name: str) -> tuple[str, str]:
+    """(pool, gateway) of a lab BNG: bng-1 100.64.0.0/16, bng-2 100.65.0.0/16, ..."""
+    k = int(bng_name.rpartition("-")[2])
+    net = ipaddress.ip_network(f"100.{63 + k}.0.0/16")
+    return str(net), str(net.network_address + 1)
+
+
+def capacity(olt_count: int) -> int:
+    """How many services a lab of ``olt_count`` OLTs holds: per BNG, the fewest of its
+    VLANs, its OLTs' ONT ids and its pool's addresses."""
+    names = olt_names(olt_count)
+    total = 0
+    for bng in bng_names(olt_count):
+        olts = sum(1 for name in names if bng_of(name) == bng)
+        onts = olts * sum(BOARDS.values()) * ONTS_PER_PORT
+        ips = ipaddress.ip_network(ip_pool(bng)[0]).num_addresses - 3  # net, gateway, bcast
+        total += min(VLAN_LAST - VLAN_FIRST + 1, onts, ips)
+    return total
+
+
 def build_inventory(
     *,
     host: str,
@@ -58,40 +105,45 @@ def build_inventory(
     bng_port: int,
     radius_port: int,
     nas_port: int,
+    bng_ports: Mapping[str, int] | None = None,
 ) -> Inventory:
-    """The lab inventory for devices listening on ``host`` at the given ports."""
+    """The lab inventory for devices listening on ``host`` at the given ports
+    (``bng_port`` is bng-1's, ``bng_ports`` those of the BNGs a larger lab adds)."""
     olts = [
         Olt(
             name=name,
             host=host,
             port=port,
-            bng=BNG_NAME,
+            bng=bng_of(name),
             vlan_first=VLAN_FIRST,
             vlan_last=VLAN_LAST,
-            boards={"0/1": 16, "0/2": 16},
+            boards=dict(BOARDS),
             username=LAB_USER,
             password=LAB_PASSWORD,
             max_sessions=MAX_SESSIONS,
         )
         for name, port in olt_ports.items()
     ]
-    bng = Bng(
-        name=BNG_NAME,
-        host=host,
-        port=bng_port,
-        ip_pool=IP_POOL,
-        ip_gateway=IP_GATEWAY,
-        nas_host=host,
-        nas_port=nas_port,
-        nas_secret=LAB_SECRET,
-        username=LAB_USER,
-        password=LAB_PASSWORD,
-        max_sessions=MAX_SESSIONS,
-    )
+    bngs = [
+        Bng(
+            name=name,
+            host=host,
+            port=port,
+            ip_pool=ip_pool(name)[0],
+            ip_gateway=ip_pool(name)[1],
+            nas_host=host,
+            nas_port=nas_port,
+            nas_secret=LAB_SECRET,
+            username=LAB_USER,
+            password=LAB_PASSWORD,
+            max_sessions=MAX_SESSIONS,
+        )
+        for name, port in {BNG_NAME: bng_port, **(bng_ports or {})}.items()
+    ]
     radius = RadiusServer(host=host, auth_port=radius_port, secret=LAB_SECRET)
     return Inventory(
         olts=olts,
-        bngs=[bng],
+        bngs=bngs,
         radius=radius,
         plans=list(LAB_PLANS),
         walled_garden_policy=WALLED_GARDEN,

@@ -1,4 +1,5 @@
-"""The whole device lab in one call: olt-1, olt-2, bng-1, the lab RADIUS server and NAS.
+"""The whole device lab in one call: olt-1, olt-2, bng-1 (``olts=N``: up to olt-N and the
+BNGs they hang off, lab_inventory.py), the lab RADIUS server and NAS.
 
 Inside an event loop::
 
@@ -40,10 +41,12 @@ from fiberflow.lab.devices import LabBng, LabOlt
 from fiberflow.lab.faults import Faults
 from fiberflow.lab.lab_inventory import (
     BNG_NAME,
+    DEFAULT_OLTS,
     LAB_PASSWORD,
     LAB_SECRET,
-    OLT_NAMES,
+    bng_names,
     build_inventory,
+    olt_names,
     write_atomic,
     write_inventory,
 )
@@ -78,15 +81,14 @@ class RunningLab:
         self,
         *,
         olts: dict[str, LabOlt],
-        bng: LabBng,
+        bngs: dict[str, LabBng],
         radius: LabRadius,
         nas: LabNas,
         engine: Engine,
         host: str,
     ) -> None:
         self.olts = olts
-        self.bng = bng
-        self.bngs = {bng.name: bng}
+        self.bngs = bngs
         self.radius = radius
         self.nas = nas
         self.engine = engine
@@ -94,11 +96,17 @@ class RunningLab:
         self.inventory: Inventory = build_inventory(
             host=host,
             olt_ports={name: olt.port for name, olt in olts.items()},
-            bng_port=bng.port,
+            bng_port=bngs[BNG_NAME].port,
+            bng_ports={name: b.port for name, b in bngs.items() if name != BNG_NAME},
             radius_port=radius.port,
             nas_port=nas.port,
         )
         self._closed = False
+
+    @property
+    def bng(self) -> LabBng:
+        """bng-1, the BNG every lab has (olt-1 and olt-2 hang off it)."""
+        return self.bngs[BNG_NAME]
 
     def device(self, name: str) -> LabOlt | LabBng:
         """The SSH device called ``name`` (KeyError if there is none)."""
@@ -111,7 +119,9 @@ class RunningLab:
         eps = [
             Endpoint(n, "olt", "huawei_olt", self.host, o.port, "tcp") for n, o in self.olts.items()
         ]
-        eps.append(Endpoint(self.bng.name, "bng", "cisco_ios", self.host, self.bng.port, "tcp"))
+        eps += [
+            Endpoint(n, "bng", "cisco_ios", self.host, b.port, "tcp") for n, b in self.bngs.items()
+        ]
         eps.append(Endpoint("radius", "radius", "radius", self.host, self.radius.port, "udp"))
         eps.append(Endpoint("nas", "nas", "radius-dynauth", self.host, self.nas.port, "udp"))
         return eps
@@ -160,7 +170,7 @@ class RunningLab:
         self._closed = True
         await self.nas.close()
         await self.radius.close()
-        await _close_devices([*self.olts.values(), self.bng])
+        await _close_devices([*self.olts.values(), *self.bngs.values()])
         self.engine.dispose()
         log.info("lab stopped")
 
@@ -178,29 +188,32 @@ async def start_lab(
     host: str = "127.0.0.1",
     ont_online_delay: float = DEFAULT_ONT_ONLINE_DELAY,
     command_latency: float = 0.0,
+    olts: int = DEFAULT_OLTS,
 ) -> RunningLab:
-    """Start olt-1, olt-2, bng-1, the lab RADIUS server (reading ``database_url``) and NAS.
+    """Start olt-1 .. olt-``olts`` and their BNGs (bng-1 ..), the lab RADIUS server
+    (reading ``database_url``) and NAS.
 
     ``ont_online_delay``: seconds a newly activated ONT takes to report online;
     ``command_latency``: seconds every SSH device waits before answering a command.
     """
+    names = olt_names(olts)  # ValueError before anything starts
     engine = make_engine(database_url)
     devices: list[LabOlt | LabBng] = []
     radius: LabRadius | None = None
     nas: LabNas | None = None
     try:
-        for name in OLT_NAMES:
+        for name in names:
             faults = Faults(latency=command_latency)
             devices.append(
                 await start_olt(name, host, 0, online_delay=ont_online_delay, faults=faults)
             )
-        bng = await start_bng(BNG_NAME, host, 0, faults=Faults(latency=command_latency))
-        devices.append(bng)
+        for name in bng_names(olts):
+            devices.append(await start_bng(name, host, 0, faults=Faults(latency=command_latency)))
         radius = await start_radius(host, 0, LAB_SECRET, engine=engine)
         nas = await start_nas(host, 0, LAB_SECRET, radius=radius)
         lab = RunningLab(
             olts={d.name: d for d in devices if isinstance(d, LabOlt)},
-            bng=bng,
+            bngs={d.name: d for d in devices if isinstance(d, LabBng)},
             radius=radius,
             nas=nas,
             engine=engine,
@@ -219,7 +232,7 @@ async def start_lab(
         raise
     log.info(
         "lab ready",
-        extra={"ports": lab.ports, "olts": list(lab.olts), "bng": bng.name},
+        extra={"ports": lab.ports, "olts": list(lab.olts), "bngs": list(lab.bngs)},
     )
     return lab
 

@@ -162,6 +162,15 @@ def lab(
             "--inventory", help="Inventory YAML to write (default DATA_DIR/lab-inventory.yaml)"
         ),
     ] = None,
+    olts: Annotated[
+        int,
+        typer.Option(
+            "--olts",
+            envvar="FIBERFLOW_LAB_OLTS",
+            help="OLTs to run: olt-1 and olt-2 share bng-1, each further one has a BNG of "
+            "its own (3,900 services per BNG; 7 OLTs hold 23,400)",
+        ),
+    ] = 2,
 ) -> None:
     """Run the device lab (OLTs, BNG, RADIUS, NAS) and write its inventory."""
     if ctx.invoked_subcommand is not None:
@@ -171,7 +180,7 @@ def lab(
 
     from fiberflow.core.db.migrate import upgrade as run_upgrade
     from fiberflow.devices.base import DeviceError
-    from fiberflow.lab.lab_inventory import probe_writable
+    from fiberflow.lab.lab_inventory import MAX_OLTS, capacity, probe_writable
     from fiberflow.lab.runner import INVENTORY_FILE, LAB_FILE, LabStack
     from fiberflow.stack import preflight
 
@@ -179,6 +188,8 @@ def lab(
     _setup_logging()
     s = get_settings()
     target = (inventory or s.data_dir / INVENTORY_FILE).expanduser().absolute()
+    if not 1 <= olts <= MAX_OLTS:
+        raise _fail(f"--olts: must be 1 to {MAX_OLTS}, not {olts}")
     try:
         preflight.data_dir(s.data_dir)
         try:
@@ -196,13 +207,14 @@ def lab(
     ready = s.data_dir / LAB_FILE
     ready.unlink(missing_ok=True)  # stale from a killed run: it must mean "ready" only now
     try:
-        with LabStack(url) as running:
+        with LabStack(url, olts=olts) as running:
             try:
                 running.write_inventory(target)
                 running.write_ready_file(ready, target)
                 for ep in running.endpoints:
                     typer.echo(f"{ep.name:<7} {ep.platform:<15} {ep.host}:{ep.port}/{ep.transport}")
                 typer.echo(f"lab inventory: {target} (Ctrl-C stops the lab)")
+                typer.echo(f"capacity: {capacity(olts):,} services")
                 while not stop.wait(0.5):
                     pass
             finally:

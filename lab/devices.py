@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from fiberflow.lab import atomic_seed
 from fiberflow.lab.bng_state import BngState, SubIf
 from fiberflow.lab.cisco_cli import CiscoCli
 from fiberflow.lab.faults import Faults, FaultSet
@@ -57,6 +58,7 @@ class LabOlt(SshDevice):
             "delete_ont": delete_ont,
             "set_ont_active": set_ont_active,
             "seed": self.seed,
+            "unseed": lambda onts: atomic_seed.olt_unseed(self.state, onts),
             "plug": self.plug,
             "unplug": self.unplug,
             "plugs": lambda: {"plugs": self.state.plugged()},
@@ -81,11 +83,15 @@ class LabOlt(SshDevice):
         self,
         onts: list[dict[str, Any]] | None = None,
         service_ports: list[dict[str, Any]] | None = None,
+        atomic: bool = False,
     ) -> dict[str, Any]:
         """Admin: insert ONTs and service-ports as ``ont add`` / ``service-port`` would,
         without a CLI session (bulk set-up for benchmarks). Takes ``dump``'s own shape
         (``online`` is ignored; a service-port without ``index`` gets the lowest free
-        one, as the CLI gives it). Returns the counts added and one line per refusal."""
+        one, as the CLI gives it). Returns the counts added and one line per refusal;
+        ``atomic``: one refusal refuses the whole batch (lab/atomic_seed.py)."""
+        if atomic:
+            return atomic_seed.olt_seed(self.state, onts or [], service_ports or [])
         added, ports, failures = 0, 0, []
         for o in onts or []:
             f, s, p = (int(x) for x in str(o["fsp"]).split("/"))
@@ -155,12 +161,18 @@ class LabBng(SshDevice):
             "set_policy": set_policy,
             "remove_interface": remove_interface,
             "seed": self.seed,
+            "unseed": lambda subinterfaces: atomic_seed.bng_unseed(self.state, subinterfaces),
         }
 
-    def seed(self, subinterfaces: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def seed(
+        self, subinterfaces: list[dict[str, Any]] | None = None, atomic: bool = False
+    ) -> dict[str, Any]:
         """Admin: insert sub-interfaces as the CLI would have configured them, without a
         CLI session (bulk set-up for benchmarks). Takes ``dump``'s own shape. Returns
-        the count added and one line per refusal."""
+        the count added and one line per refusal; ``atomic``: one refusal refuses the
+        whole batch (lab/atomic_seed.py)."""
+        if atomic:
+            return atomic_seed.bng_seed(self.state, subinterfaces or [])
         added, failures = 0, []
         for item in subinterfaces or []:
             failure = self.state.seed(SubIf(**item))

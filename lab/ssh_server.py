@@ -126,6 +126,9 @@ class SshDevice:
         self.password = password
         self.admin_password = admin_password
         self.counters = Counters()
+        # Bumped by every CLI line and admin request (lab/persist.py polls it to learn
+        # that state may have changed); racing bumps may merge, it only has to move.
+        self.activity = 0
         self.connections: set[asyncssh.SSHServerConnection] = set()
         self.host = "127.0.0.1"
         self.port = 0
@@ -173,6 +176,7 @@ class SshDevice:
 
     # Admin operations: subclasses add theirs via ``admin_ops``.
     def admin(self, op: str, **args: Any) -> dict[str, Any]:
+        self.activity += 1
         ops = self.admin_ops()
         if op not in ops:
             raise ValueError(f"unknown admin op {op!r}; known: {sorted(ops)}")
@@ -214,9 +218,14 @@ class SshDevice:
                 process.exit(0)
 
     async def _admin_session(self, process: asyncssh.SSHServerProcess[str]) -> None:
-        """``ssh admin@lab '{"op": "dump"}'``: one JSON request, one JSON answer."""
+        """``ssh admin@lab '{"op": "dump"}'``: one JSON request, one JSON answer. The
+        command ``-`` reads the request from stdin instead (an exec line is limited to
+        a few hundred kB; a bulk ``seed`` is larger)."""
         try:
-            request = json.loads(process.command or "{}")
+            raw = process.command or "{}"
+            if raw.strip() == "-":
+                raw = await process.stdin.read()
+            request = json.loads(raw)
             answer: dict[str, Any] = {
                 "ok": True,
                 "result": self.admin(request.pop("op"), **request),
@@ -268,6 +277,7 @@ class SshDevice:
         command = line.strip()
         log.debug("lab line", extra={"device": self.name, "line": line})
         self.counters.bump("commands")
+        self.activity += 1
         out.write(line + "\r\n")  # the echo a pty gives
         delay = self.faults.latency_for(command) if command else 0.0
         if delay:

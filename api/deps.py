@@ -1,4 +1,4 @@
-"""Annotated dependencies: settings, database session, Redis, the authenticated principal.
+"""Annotated dependencies: settings, database session, the authenticated principal.
 
 The ones that do no blocking I/O are ``async def``: FastAPI runs a plain ``def``
 dependency in its thread pool, a thread hop per dependency per request (and, with many
@@ -12,7 +12,6 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
-from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 
 from fiberflow.api.state import AppState
@@ -48,15 +47,6 @@ def get_session(state: StateDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-
-
-async def get_redis(state: StateDep) -> Redis:
-    if state.redis is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Redis is not configured")
-    return state.redis
-
-
-RedisDep = Annotated[Redis, Depends(get_redis)]
 
 
 def _bearer(request: Request) -> str | None:

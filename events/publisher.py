@@ -21,7 +21,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from functools import lru_cache
 
 import redis
 from redis.backoff import NoBackoff
@@ -202,9 +201,3 @@ def _lock_service(session: Session, service_id: str) -> None:
             text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
             {"key": f"fiberflow.events:{service_id}"},
         )
-
-
-@lru_cache(maxsize=1)
-def default_publisher() -> EventPublisher:
-    """The process-wide publisher built from the settings (for state hooks)."""
-    return EventPublisher.from_settings()

@@ -12,7 +12,7 @@ sent id. A consumer that falls too far behind is cut off (the stream ends; the
 client resumes with ``Last-Event-ID``).
 
 ``ServiceStream`` is that logic as one small object (an idle SSE connection keeps
-it for its whole life); ``service_events`` is the same as an async iterator.
+it for its whole life).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -103,26 +102,3 @@ class ServiceStream:
     def close(self) -> None:
         self._sub.close()
         self._backlog = None
-
-
-async def service_events(
-    hub: EventHub,
-    sessions: sessionmaker[Session],
-    service_id: str,
-    last_event_id: int | None,
-) -> AsyncIterator[EventRecord]:
-    """Every event of ``service_id`` after ``last_event_id`` (see module doc), live.
-
-    Ends when the hub stops or the consumer overflowed its queue.
-    """
-    stream = ServiceStream(hub, sessions, service_id, last_event_id)
-    try:
-        while True:
-            try:
-                record = await stream.next()
-            except StopAsyncIteration:
-                return
-            if record is not None:
-                yield record
-    finally:
-        stream.close()

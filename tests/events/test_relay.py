@@ -16,11 +16,28 @@ from fiberflow.events.coalesce import Coalescer
 from fiberflow.events.hub import EventHub
 from fiberflow.events.publisher import EventPublisher, connect_sync
 from fiberflow.events.record import EventRecord
-from fiberflow.events.relay import service_events
+from fiberflow.events.relay import ServiceStream
 from tests.events.helpers import Workflow
 from tests.fixtures.redis import RedisServer
 
 WAIT = 15.0
+
+
+async def service_events(
+    hub: EventHub, sessions: sessionmaker[Session], service_id: str, last_event_id: int | None
+) -> AsyncIterator[EventRecord]:
+    """A ServiceStream as an async iterator; ends when the stream does."""
+    stream = ServiceStream(hub, sessions, service_id, last_event_id)
+    try:
+        while True:
+            try:
+                record = await stream.next()
+            except StopAsyncIteration:
+                return
+            if record is not None:
+                yield record
+    finally:
+        stream.close()
 
 
 async def take(stream: AsyncIterator[EventRecord], n: int) -> list[int]:

@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fiberflow.api.state import AppState
 from fiberflow.core.db.models import TRANSITIONAL, ServiceInstance
+from fiberflow.tasks.handoff import ENDED_BADLY, astart_reconcile
 
 log = logging.getLogger(__name__)
-ENDED_BADLY = {"CRASHED", "CANCELLED", "FAILED"}
 # Heartbeats come every 30 s (Prefect's minimum); three missed ones mean the run is gone.
 HEARTBEAT_STALE = timedelta(seconds=90)
 # A service younger than this is left alone: its run may not have started yet.
@@ -143,8 +143,6 @@ async def mark_crashed(prefect_api: str, flow_run_id: str, reason: str) -> None:
 
 async def reconcile_once(sessions: sessionmaker[Session], prefect_api: str) -> list[Stuck]:
     """One pass: find dead runs, mark them Crashed, start a reconcile run for each."""
-    from fiberflow.tasks.handoff import astart_reconcile
-
     stuck = await find_stuck(sessions, prefect_api)
     for item in stuck:
         ids = {"service_id": item.service_id, "flow_run_id": item.flow_run_id}

@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from pyrad import packet
 
 from fiberflow.devices.radius.dictionary import load_dictionary
+from fiberflow.devices.radius.types import SESSION_NOT_FOUND
 from fiberflow.lab.radius_server import LabRadius, Reply
 from fiberflow.lab.radius_udp import Address, UdpService
 
 logger = logging.getLogger(__name__)
 
-SESSION_CONTEXT_NOT_FOUND = 503
 MISSING_ATTRIBUTE = 402
-ADMINISTRATIVELY_PROHIBITED = 501
 
 
 @dataclass
@@ -101,7 +100,7 @@ class LabNas(UdpService):
         elif username is None and framed_ip is None:
             cause = MISSING_ATTRIBUTE
         elif session is None:
-            cause = SESSION_CONTEXT_NOT_FOUND
+            cause = SESSION_NOT_FOUND
         elif disconnect:
             del self.sessions[session.username]
         else:

@@ -20,7 +20,7 @@ from typing import Any
 
 from prefect.exceptions import MissingContextError
 from prefect.logging.loggers import LoggingAdapter, get_logger, get_run_logger
-from prefect.transactions import Transaction
+from prefect.transactions import Transaction, get_transaction
 from pydantic import PrivateAttr
 
 
@@ -38,6 +38,15 @@ class FlowTransaction(Transaction):
             super().__exit__(*exc_info)
         finally:
             self._closing = False
+
+
+def remember(**values: object) -> None:
+    """Keep ``values`` in the enclosing transaction for this step's ``on_rollback`` hook;
+    outside a flow's transaction there is nothing to compensate, so nothing is kept."""
+    txn = get_transaction()
+    if txn is not None:
+        for key, value in values.items():
+            txn.set(key, value)
 
 
 @contextmanager

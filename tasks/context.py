@@ -1,13 +1,17 @@
-"""What a flow run is working on, shared with its tasks' state hooks.
+"""What a flow run is working on, shared with its tasks and their state hooks.
 
-A hook only gets (task, task_run, state); it finds its service through the flow run id.
-Each flow run registers its RunContext when it starts; entries live for the process.
+A hook only gets (task, task_run, state), so it cannot be handed the run's context; it
+finds it with ``lookup(task_run.flow_run_id)``. The flow registers its RunContext when
+it starts, in a context variable: Prefect runs the flow's body, its tasks (submitted
+ones in a copy of the flow's context) and the hooks of both in that context, so they
+all see it, and nothing outlives the run's context or is shared between runs.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +22,7 @@ from fiberflow.events import schema
 from fiberflow.tasks.runtime import runtime
 
 log = logging.getLogger(__name__)
-_RUNS: dict[str, RunContext] = {}
+_CURRENT: ContextVar[RunContext | None] = ContextVar("fiberflow_run_context", default=None)
 
 
 @dataclass
@@ -96,15 +100,19 @@ class RunContext:
 
 
 def register(service_id: str, tenant_id: str, operation: Operation, flow_run_id: str) -> RunContext:
+    """The run's context, made current for the flow body and what Prefect runs from it."""
     ctx = RunContext(
         service_id=service_id,
         tenant_id=tenant_id,
         operation=operation,
         flow_run_id=flow_run_id,
     )
-    _RUNS[flow_run_id] = ctx
+    _CURRENT.set(ctx)
     return ctx
 
 
 def lookup(flow_run_id: object) -> RunContext | None:
-    return _RUNS.get(str(flow_run_id))
+    """The current context if it is ``flow_run_id``'s; None where that run registered
+    none (it failed before ``begin_run``, or this is another process)."""
+    ctx = _CURRENT.get()
+    return ctx if ctx is not None and ctx.flow_run_id == str(flow_run_id) else None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.transactions import Transaction, get_transaction
+from prefect.transactions import Transaction
 
 from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation, ServiceInstance
@@ -23,9 +23,10 @@ from fiberflow.devices import validation
 from fiberflow.devices.base import DeviceAuthError, PermanentDeviceError
 from fiberflow.devices.radius.types import AuthStatus
 from fiberflow.tasks import devices, service
+from fiberflow.tasks.compensation import remember
 from fiberflow.tasks.context import lookup
 from fiberflow.tasks.hooks import rollback_notice, step_hooks
-from fiberflow.tasks.retry import device_retries
+from fiberflow.tasks.retry import device_task
 from fiberflow.tasks.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,6 @@ class Allocation:
 
 def radius_username(customer_ref: str, service_id: str) -> str:
     return validation.username(f"{customer_ref[:55]}.{service_id[:8]}")
-
-
-def _set(**values: object) -> None:
-    txn = get_transaction()
-    if txn is not None:
-        for key, value in values.items():
-            txn.set(key, value)
 
 
 @task(name="validate", cache_policy=NO_CACHE, **step_hooks(S["validating"]))
@@ -117,7 +111,7 @@ def validate(service_id: str) -> Order:
 
 @task(name="allocate", cache_policy=NO_CACHE, **step_hooks(S["allocating"]))
 def allocate(order: Order) -> Allocation:
-    _set(service_id=order.service_id)
+    remember(service_id=order.service_id)
     with runtime().sessions() as s, s.begin():
         ip = allocate_ip(
             s,
@@ -153,10 +147,9 @@ def _release(txn: Transaction) -> None:
     rollback_notice(lookup(flow_run.id), S["allocating"], "Released the IP address and VLAN")
 
 
-@task(
+@device_task(
     name="configure-ont",
     cache_policy=NO_CACHE,
-    **device_retries(),
     **step_hooks(S["configuring"], "Configuring the ONT and its service-port on the OLT"),
 )
 def configure_ont(order: Order, alloc: Allocation) -> int:
@@ -166,7 +159,7 @@ def configure_ont(order: Order, alloc: Allocation) -> int:
         added = olt.add_ont(order.pon_port, None, order.serial, order.line_profile_id,
                             order.service_profile_id, order.description)  # fmt: skip
     ont_id = int(str(added.detail["ont_id"]))
-    _set(olt=order.olt, pon_port=order.pon_port, ont_id=ont_id, service_id=order.service_id)
+    remember(olt=order.olt, pon_port=order.pon_port, ont_id=ont_id, service_id=order.service_id)
     try:
         with devices.device_slot(order.olt):
             olt.add_service_port(order.pon_port, ont_id, order.gem_port, alloc.vlan)
@@ -190,16 +183,15 @@ def _remove_ont(txn: Transaction) -> None:
     rollback_notice(ctx, S["configuring"], f"Removed ONT {pon_port} {ont_id} from {olt_name}")
 
 
-@task(
+@device_task(
     name="configure-bng",
     cache_policy=NO_CACHE,
-    **device_retries(),
     **step_hooks(S["configuring"], "Configuring the subscriber sub-interface on the BNG"),
 )
 def configure_bng(order: Order, alloc: Allocation) -> None:
     ctx = lookup(flow_run.id)
     bng = devices.bng(ctx, order.bng, "configuring")
-    _set(bng=order.bng, vlan=alloc.vlan)
+    remember(bng=order.bng, vlan=alloc.vlan)
     try:
         with devices.device_slot(order.bng):
             bng.add_subscriber(alloc.vlan, alloc.ip, alloc.netmask, order.policy_in,
@@ -221,12 +213,11 @@ def _remove_subinterface(txn: Transaction) -> None:
     rollback_notice(ctx, S["configuring"], f"Removed the sub-interface for VLAN {vlan} on {name}")
 
 
-@task(name="activate-radius", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(S["activating"]))  # fmt: skip
+@device_task(name="activate-radius", cache_policy=NO_CACHE, **step_hooks(S["activating"]))
 def activate_radius(order: Order, alloc: Allocation) -> None:
     ctx = lookup(flow_run.id)
     radius = devices.radius(ctx, "activating")
-    _set(username=order.radius_username)
+    remember(username=order.radius_username)
     existing = radius.get(order.radius_username)
     password = existing.password if existing and existing.password else secrets.token_urlsafe(18)
     radius.activate(order.radius_username, password, alloc.ip, order.plan, netmask=alloc.netmask)
@@ -239,8 +230,7 @@ def _remove_radius(txn: Transaction) -> None:
     rollback_notice(ctx, S["activating"], "Removed the subscriber from RADIUS")
 
 
-@task(name="test-service", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(S["testing"]))  # fmt: skip
+@device_task(name="test-service", cache_policy=NO_CACHE, **step_hooks(S["testing"]))
 def test_service(order: Order, alloc: Allocation, ont_id: int) -> None:
     ctx = lookup(flow_run.id)
     radius = devices.radius(ctx, "testing")

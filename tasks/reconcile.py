@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import logging
 
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from fiberflow.core import catalogue, metrics
 from fiberflow.core.db.models import TRANSITIONAL, Operation, ServiceStatus
 from fiberflow.tasks import service, teardown
 from fiberflow.tasks.context import RunContext
-from fiberflow.tasks.retry import device_retries
+from fiberflow.tasks.retry import device_task
 
 log = logging.getLogger(__name__)
 
 
-@task(name="compensate-crashed-run", cache_policy=NO_CACHE, **device_retries())
+@device_task(name="compensate-crashed-run", cache_policy=NO_CACHE)
 def compensate_crashed_run(service_id: str, reason: str) -> str:
     svc = service.load(service_id)
     if ServiceStatus(svc.status) not in TRANSITIONAL:

@@ -19,14 +19,13 @@ from prefect.runtime import flow_run
 
 from fiberflow.core import catalogue
 from fiberflow.core.db.models import InvalidTransition, Operation, ServiceStatus
-from fiberflow.devices.base import PermanentDeviceError
 from fiberflow.devices.inventory import Plan
 from fiberflow.tasks import devices, service, service_ops
 from fiberflow.tasks.context import RunContext, lookup, register
 from fiberflow.tasks.hooks import step_hooks
-from fiberflow.tasks.retry import device_retries
+from fiberflow.tasks.retry import device_task
 from fiberflow.tasks.runtime import runtime
-from fiberflow.tasks.service import ServiceView
+from fiberflow.tasks.service import ServiceStateError, ServiceView
 
 log = logging.getLogger(__name__)
 S = catalogue.REPROVISIONING.steps
@@ -60,6 +59,11 @@ class DriftReport:
         return "\n".join(d.line() for d in self.drift)
 
 
+class DriftRemains(RuntimeError):
+    """The repair ran, yet the devices still differ from the record. Not retried: the
+    same repair would run again."""
+
+
 @dataclass(frozen=True, slots=True)
 class Wanted:
     """What the database says the devices should hold for one service."""
@@ -76,9 +80,9 @@ class Wanted:
 
 def _wanted(svc: ServiceView) -> Wanted:
     if svc.ont_id is None or svc.vlan is None or svc.ip_address is None:
-        raise PermanentDeviceError("fiberflow", "service record lacks ONT id, VLAN or IP")
+        raise ServiceStateError("service record lacks ONT id, VLAN or IP")
     if not svc.radius_username:
-        raise PermanentDeviceError("fiberflow", "service record lacks its RADIUS username")
+        raise ServiceStateError("service record lacks its RADIUS username")
     inv = runtime().inventory
     bng = inv.bng_for(svc.olt)
     return Wanted(
@@ -195,14 +199,12 @@ def claim_or_refuse(service_id: str) -> None:
     raise refused
 
 
-@task(name="check-drift", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(S["checking"]))  # fmt: skip
+@device_task(name="check-drift", cache_policy=NO_CACHE, **step_hooks(S["checking"]))
 def check_drift(service_id: str) -> DriftReport:
     return read_drift(service.load(service_id))
 
 
-@task(name="repair-drift", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(S["repairing"]))  # fmt: skip
+@device_task(name="repair-drift", cache_policy=NO_CACHE, **step_hooks(S["repairing"]))
 def repair_drift(service_id: str, report: DriftReport) -> str:
     if report.in_sync:
         return "in_sync"
@@ -210,7 +212,7 @@ def repair_drift(service_id: str, report: DriftReport) -> str:
     repair(svc, report)
     after = read_drift(svc)
     if not after.in_sync:
-        raise PermanentDeviceError("fiberflow", f"drift remains after repair: {after.diff()}")
+        raise DriftRemains(f"drift remains after repair: {after.diff()}")
     log.info("drift repaired", extra={"service_id": service_id, "drift": sorted(report.items)})
     return "repaired"
 

@@ -18,6 +18,11 @@ class ServiceGone(LookupError):
     pass
 
 
+class ServiceStateError(ValueError):
+    """The service row does not allow this step: another status, or a field the step
+    needs is empty. No device was asked, and a retry would read the same row."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceView:
     id: str

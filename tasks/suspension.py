@@ -8,24 +8,23 @@ from collections.abc import Mapping
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.transactions import Transaction, get_transaction
+from prefect.transactions import Transaction
 
 from fiberflow.core import catalogue
 from fiberflow.core.catalogue import Step
 from fiberflow.core.db.models import Operation
 from fiberflow.devices.base import PermanentDeviceError
 from fiberflow.devices.radius.policy import coa_attributes, plan_reply, walled_garden_reply
-from fiberflow.devices.radius.types import SUSPENDED_GROUP, CoaResult, CoaStatus
+from fiberflow.devices.radius.types import SUSPENDED_GROUP, CoaResult
 from fiberflow.tasks import devices, service
+from fiberflow.tasks.compensation import remember
 from fiberflow.tasks.context import RunContext, lookup
 from fiberflow.tasks.hooks import rollback_notice, step_hooks
-from fiberflow.tasks.retry import device_retries
+from fiberflow.tasks.retry import device_task
 from fiberflow.tasks.runtime import runtime
-from fiberflow.tasks.service import ServiceView
+from fiberflow.tasks.service import ServiceStateError, ServiceView
 
 log = logging.getLogger(__name__)
-# RFC 5176 Error-Cause 503: the NAS has no session for the user (subscriber offline).
-SESSION_NOT_FOUND = 503
 SUSPENSION = catalogue.SUSPENSION.steps
 RESUMPTION = catalogue.RESUMPTION.steps
 
@@ -37,9 +36,9 @@ def _steps(suspend: bool) -> Mapping[str, Step]:
 def check(service_id: str, running_status: str) -> ServiceView:
     svc = service.load(service_id)
     if svc.status != running_status:
-        raise PermanentDeviceError("fiberflow", f"service is {svc.status}, not {running_status}")
+        raise ServiceStateError(f"service is {svc.status}, not {running_status}")
     if svc.vlan is None or svc.radius_username is None:
-        raise PermanentDeviceError("fiberflow", "service has no VLAN or RADIUS user to change")
+        raise ServiceStateError("service has no VLAN or RADIUS user to change")
     return svc
 
 
@@ -70,15 +69,8 @@ def _apply(svc: ServiceView, suspend: bool, step: str) -> None:
             bng.restore_plan(svc.vlan, plan.policy_in, plan.policy_out)
 
 
-def _set_txn(**values: object) -> None:
-    txn = get_transaction()
-    if txn is not None:
-        for key, value in values.items():
-            txn.set(key, value)
-
-
 def _change(svc: ServiceView, suspend: bool) -> None:
-    _set_txn(service=svc, suspend=suspend)
+    remember(service=svc, suspend=suspend)
     try:
         _apply(svc, suspend, "suspending" if suspend else "resuming")
     except Exception:
@@ -97,8 +89,7 @@ def _undo(txn: Transaction) -> None:
     rollback_notice(lookup(flow_run.id), step, "Restored the previous RADIUS group and policy")
 
 
-@task(name="walled-garden", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(SUSPENSION["suspending"]))  # fmt: skip
+@device_task(name="walled-garden", cache_policy=NO_CACHE, **step_hooks(SUSPENSION["suspending"]))
 def enter_walled_garden(svc: ServiceView) -> None:
     _change(svc, suspend=True)
 
@@ -106,8 +97,7 @@ def enter_walled_garden(svc: ServiceView) -> None:
 enter_walled_garden.on_rollback(_undo)
 
 
-@task(name="restore-plan", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(RESUMPTION["resuming"]))  # fmt: skip
+@device_task(name="restore-plan", cache_policy=NO_CACHE, **step_hooks(RESUMPTION["resuming"]))
 def restore_plan(svc: ServiceView) -> None:
     _change(svc, suspend=False)
 
@@ -153,9 +143,9 @@ def _notify(svc: ServiceView, suspend: bool, hard: bool) -> str:
     """CoA with the new group's attributes; the ONT (de)activated when ``hard``."""
     ctx = lookup(flow_run.id)
     result = _coa(ctx, svc, suspend, "notifying")
-    if result.status is CoaStatus.NAK and result.error_code != SESSION_NOT_FOUND:
+    if not result.acked and not result.session_not_found:
         raise PermanentDeviceError("nas", f"CoA refused: {result.error_cause or 'NAK'}")
-    _set_txn(service=svc, suspend=suspend, session_changed=result.acked, ont_changed=False)
+    remember(service=svc, suspend=suspend, session_changed=result.acked, ont_changed=False)
     note = "session updated" if result.acked else "no active session"
     if svc.ont_id is None or (suspend and not hard):
         return note
@@ -165,7 +155,7 @@ def _notify(svc: ServiceView, suspend: bool, hard: bool) -> str:
         if result.acked:  # our own half-done work: the rollback hook will not run for us
             _revert_session(ctx, svc, suspend)
         raise
-    _set_txn(ont_changed=changed)
+    remember(ont_changed=changed)
     return note
 
 
@@ -186,8 +176,7 @@ def _undo_notify(txn: Transaction) -> None:
             rollback_notice(ctx, _steps(suspend)["notifying"], "; ".join(done))
 
 
-@task(name="coa-suspend", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(SUSPENSION["notifying"]))  # fmt: skip
+@device_task(name="coa-suspend", cache_policy=NO_CACHE, **step_hooks(SUSPENSION["notifying"]))
 def notify_suspension(svc: ServiceView, hard: bool) -> str:
     return _notify(svc, True, hard)
 
@@ -195,8 +184,7 @@ def notify_suspension(svc: ServiceView, hard: bool) -> str:
 notify_suspension.on_rollback(_undo_notify)
 
 
-@task(name="coa-resume", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(RESUMPTION["notifying"]))  # fmt: skip
+@device_task(name="coa-resume", cache_policy=NO_CACHE, **step_hooks(RESUMPTION["notifying"]))
 def notify_resumption(svc: ServiceView) -> str:
     return _notify(svc, False, False)
 

@@ -17,7 +17,6 @@ from fiberflow.tasks.runtime import runtime
 from fiberflow.tasks.service import ServiceView
 
 log = logging.getLogger(__name__)
-SESSION_NOT_FOUND = 503
 
 
 def disconnect(ctx: RunContext | None, svc: ServiceView, step: str) -> str:
@@ -33,7 +32,7 @@ def disconnect(ctx: RunContext | None, svc: ServiceView, step: str) -> str:
         return "NAS did not answer the disconnect"
     if result.status is CoaStatus.ACK:
         return "session disconnected"
-    if result.error_code == SESSION_NOT_FOUND:
+    if result.session_not_found:
         return "no active session"
     # A NAS that refuses for another reason must not block removal; it is recorded.
     log.warning("disconnect refused: %s", result.error_cause, extra={"service_id": svc.id})

@@ -8,12 +8,11 @@ from prefect.runtime import flow_run
 
 from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation
-from fiberflow.devices.base import PermanentDeviceError
 from fiberflow.tasks import service, teardown
 from fiberflow.tasks.context import lookup
 from fiberflow.tasks.hooks import step_hooks
-from fiberflow.tasks.retry import device_retries
-from fiberflow.tasks.service import ServiceView
+from fiberflow.tasks.retry import device_task
+from fiberflow.tasks.service import ServiceStateError, ServiceView
 
 S = catalogue.TERMINATION.steps
 
@@ -22,24 +21,21 @@ S = catalogue.TERMINATION.steps
 def validate_termination(service_id: str) -> ServiceView:
     svc = service.load(service_id)
     if svc.status != "terminating":
-        raise PermanentDeviceError("fiberflow", f"service is {svc.status}, not terminating")
+        raise ServiceStateError(f"service is {svc.status}, not terminating")
     return svc
 
 
-@task(name="disconnect", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(S["disconnecting"]))  # fmt: skip
+@device_task(name="disconnect", cache_policy=NO_CACHE, **step_hooks(S["disconnecting"]))
 def disconnect(svc: ServiceView) -> str:
     return teardown.disconnect(lookup(flow_run.id), svc, "disconnecting")
 
 
-@task(name="remove-radius", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(S["deactivating"]))  # fmt: skip
+@device_task(name="remove-radius", cache_policy=NO_CACHE, **step_hooks(S["deactivating"]))
 def remove_radius(svc: ServiceView) -> None:
     teardown.remove_radius(lookup(flow_run.id), svc, "deactivating")
 
 
-@task(name="remove-network-config", cache_policy=NO_CACHE, **device_retries(),
-      **step_hooks(S["unconfiguring"]))  # fmt: skip
+@device_task(name="remove-network-config", cache_policy=NO_CACHE, **step_hooks(S["unconfiguring"]))
 def remove_network_config(svc: ServiceView) -> None:
     ctx = lookup(flow_run.id)
     teardown.remove_bng(ctx, svc, "unconfiguring")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-# Before anything imports tasks/: retry delays and ONT wait are read at import time.
+# Before anything reads the settings (get_settings caches them per process): short
+# retry delays and ONT wait for the tests.
 os.environ.setdefault("FIBERFLOW_TASK_RETRY_DELAY_SECONDS", "0.2")
 os.environ.setdefault("FIBERFLOW_ONT_ONLINE_TIMEOUT_SECONDS", "4")
 

@@ -12,6 +12,10 @@ from fiberflow.devices.base import TransientDeviceError
 #: session in the walled garden.
 SUSPENDED_GROUP = "suspended"
 
+#: RFC 5176 Error-Cause 503, Session-Context-Not-Found: the NAS has no session for the
+#: user (the subscriber is offline), so there was nothing to change or end.
+SESSION_NOT_FOUND = 503
+
 #: Reply attributes by name; every value as text (integers and enumerated values as
 #: their dictionary names, e.g. ``Error-Cause: ("Session-Context-Not-Found",)``).
 Attributes = Mapping[str, tuple[str, ...]]
@@ -96,6 +100,11 @@ class CoaResult:
     @property
     def acked(self) -> bool:
         return self.status is CoaStatus.ACK
+
+    @property
+    def session_not_found(self) -> bool:
+        """A NAK because the user has no session: nothing to change, not a refusal."""
+        return self.status is CoaStatus.NAK and self.error_code == SESSION_NOT_FOUND
 
 
 @dataclass(frozen=True, slots=True)

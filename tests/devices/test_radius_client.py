@@ -88,6 +88,7 @@ async def test_coa_and_disconnect(lab_nas: LabNas, caplog: pytest.LogCaptureFixt
     nak = await asyncio.to_thread(client.coa, nas, "dave", attrs)
     assert nak.status is CoaStatus.NAK
     assert (nak.error_cause, nak.error_code) == ("Session-Context-Not-Found", 503)
+    assert nak.session_not_found and not ack.session_not_found
 
     bye = await asyncio.to_thread(client.disconnect, nas, "carol")
     assert bye.acked and bye.kind == "disconnect"
@@ -103,6 +104,7 @@ async def test_nas_fault_injection(lab_nas: LabNas) -> None:
     client = _client(1812, timeout=0.2, retries=0)
     nak = await asyncio.to_thread(client.disconnect, _nas(lab_nas), "erin")
     assert nak.status is CoaStatus.NAK and nak.error_cause == "Administratively-Prohibited"
+    assert not nak.session_not_found  # a refusal, not an offline subscriber
     assert "erin" in lab_nas.sessions
 
     lab_nas.nak_users.clear()

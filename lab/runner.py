@@ -152,6 +152,9 @@ class RunningLab:
         """The ``lab.json`` document: where the inventory is and what listens where."""
         return {
             "inventory": None if inventory_path is None else str(inventory_path),
+            # Which database the lab's RADIUS server reads (``lab seed`` checks it writes
+            # the same one); never its password.
+            "database": self.engine.url.render_as_string(hide_password=True),
             "pid": os.getpid(),
             "ports": self.ports,
             "devices": [asdict(ep) for ep in self.endpoints],

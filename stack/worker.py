@@ -108,8 +108,9 @@ def run_flow_run(flow_run_id: str, env: dict[str, str | None]) -> None:
         else:
             os.environ[key] = value
     # Settings were read when the forkserver imported Prefect and fiberflow: read them
-    # again from this run's environment (API URL, flow run id, FIBERFLOW_*). Task
-    # options bound at import (retries) keep the worker's values.
+    # again from this run's environment (API URL, flow run id, FIBERFLOW_*). Device
+    # tasks read their retry count and delays from the settings when they run
+    # (tasks/retry.py), so they follow this run's environment too.
     get_settings.cache_clear()
     with SettingsContext(profile=get_settings_context().profile, settings=Settings()):
         run_id = UUID(flow_run_id)

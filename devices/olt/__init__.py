@@ -8,7 +8,7 @@ from fiberflow.devices.olt.errors import (
     ServicePortIndexConflict,
 )
 from fiberflow.devices.olt.huawei import HuaweiOlt
-from fiberflow.devices.olt.models import OntInfo, ServicePort
+from fiberflow.devices.olt.models import OntInfo, OpticalInfo, ServicePort
 from fiberflow.devices.olt.protocol import OltDriver
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "OntInfo",
     "OntNotFound",
     "OntSerialExists",
+    "OpticalInfo",
     "ServicePort",
     "ServicePortIndexConflict",
 ]

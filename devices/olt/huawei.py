@@ -28,7 +28,7 @@ from fiberflow.devices.olt.errors import (
     failure_line,
     raise_for_failure,
 )
-from fiberflow.devices.olt.models import OntInfo, ServicePort
+from fiberflow.devices.olt.models import OntInfo, OpticalInfo, ServicePort
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ ONT_MISSING = "The required ONT does not exist"
 NO_ONT_ON_PORT = "There is no ONT available"
 NO_SERVICE_PORT = "No service virtual port can be operated"
 SERVICE_PORT_MISSING = "The service virtual port does not exist"
+# optical-info's words for an ONT it has no reading of (not registered, or dark).
+OPTICAL_NO_READING = ("The ONT does not exist", "The ONT is not online")
 
 
 class HuaweiOlt:
@@ -77,6 +79,19 @@ class HuaweiOlt:
     def _get_ont(self, s: CliSession, f: int, slot: int, p: int, i: int) -> OntInfo | None:
         out = self._checked(s, f"display ont info {f} {slot} {p} {i}", tolerate=ONT_MISSING)
         return None if failure_line(out) else parsing.parse_ont_detail(out)
+
+    def get_optical_info(self, fsp: str, ont_id: int) -> OpticalInfo | None:
+        """The ONT's optical readings; None when it has none (missing, or not online)."""
+        f, slot, p = self._port(fsp)
+        i = v.ont_id(ont_id)
+        cmd = f"display ont optical-info {p} {i}"
+        with self._session() as s:
+            out = self._in_interface(s, f, slot, cmd)
+        line = failure_line(out)
+        if line is not None and any(words in line for words in OPTICAL_NO_READING):
+            return None
+        raise_for_failure(self.olt.name, cmd, out)
+        return parsing.parse_optical_info(out)
 
     def find_ont_by_serial(self, serial: str) -> OntInfo | None:
         sn = v.serial(serial)

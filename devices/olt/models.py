@@ -35,3 +35,15 @@ class ServicePort:
     gem_port: int
     user_vlan: int | None
     state: str  # "up" / "down"
+
+
+@dataclass(frozen=True, slots=True)
+class OpticalInfo:
+    """``display ont optical-info``: what one online ONT's optics report (None: "-")."""
+
+    rx_power_dbm: float | None  # what the ONT receives (downstream): optical acceptance
+    tx_power_dbm: float | None  # what the ONT launches (upstream)
+    olt_rx_power_dbm: float | None  # what the OLT port receives from this ONT
+    temperature_c: int | None
+    voltage_v: float | None
+    bias_current_ma: float | None

@@ -1,11 +1,12 @@
-"""Huawei SmartAX output -> typed values, via ntc-templates (own template only for delete)."""
+"""Huawei SmartAX output -> typed values, via ntc-templates (own templates for ``ont delete``
+and the single-ONT ``display ont optical-info``, which ntc-templates does not cover)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from fiberflow.devices.olt.models import ControlFlag, OntInfo, ServicePort
+from fiberflow.devices.olt.models import ControlFlag, OntInfo, OpticalInfo, ServicePort
 from fiberflow.devices.textfsm_parse import NTC_TEMPLATES, ParseError, parse_file, parse_ntc
 
 PLATFORM = "huawei_smartax"
@@ -105,3 +106,25 @@ def parse_ont_delete(text: str) -> int:
     if not rows:
         raise ParseError(f"unrecognised ont delete output: {text[:200]!r}")
     return int(str(rows[0]["success"]))
+
+
+def _float_or_none(value: object) -> float | None:
+    # A reading the ONT does not report prints as "-".
+    return float(value) if isinstance(value, str) and value not in ("", "-") else None
+
+
+def parse_optical_info(text: str) -> OpticalInfo:
+    """``display ont optical-info P ID`` -> the ONT's readings (own template)."""
+    rows = parse_file(OWN_TEMPLATES / "huawei_smartax_ont_optical_info.textfsm", text)
+    if not rows or not rows[0].get("rx_power"):
+        raise ParseError(f"unrecognised ont optical-info output: {text[:200]!r}")
+    r = rows[0]
+    temperature = _float_or_none(r["temperature"])
+    return OpticalInfo(
+        rx_power_dbm=_float_or_none(r["rx_power"]),
+        tx_power_dbm=_float_or_none(r["tx_power"]),
+        olt_rx_power_dbm=_float_or_none(r["olt_rx_power"]),
+        temperature_c=None if temperature is None else int(temperature),
+        voltage_v=_float_or_none(r["voltage"]),
+        bias_current_ma=_float_or_none(r["bias_current"]),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from fiberflow.devices.base import Result
-from fiberflow.devices.olt.models import OntInfo, ServicePort
+from fiberflow.devices.olt.models import OntInfo, OpticalInfo, ServicePort
 
 
 class OltDriver(Protocol):
@@ -34,6 +34,8 @@ class OltDriver(Protocol):
     def delete_ont(self, fsp: str, ont_id: int) -> Result: ...
 
     def get_ont(self, fsp: str, ont_id: int) -> OntInfo | None: ...
+
+    def get_optical_info(self, fsp: str, ont_id: int) -> OpticalInfo | None: ...
 
     def find_ont_by_serial(self, serial: str) -> OntInfo | None: ...
 

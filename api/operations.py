@@ -15,8 +15,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from fiberflow.core import catalogue
 from fiberflow.core.db.models import InvalidTransition, Operation, ServiceInstance
+from fiberflow.core.launch import launch as core_launch
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,7 @@ def begin(session: Session, service: ServiceInstance, operation: Operation) -> N
 
 async def launch(service_id: str, operation: Operation, parameters: dict[str, Any]) -> str:
     """Create the flow run; returns its id. Raises on an unreachable Prefect server."""
-    from prefect.deployments.flow_runs import arun_deployment
-
-    run = await arun_deployment(
-        catalogue.of(operation).deployment.full_name,
-        parameters={"service_id": service_id, **parameters},
-        timeout=0,
-        tags=[f"service:{service_id}", f"operation:{operation.value}"],
-    )
-    return str(run.id)
+    return await core_launch(service_id, operation, parameters)
 
 
 def record_launch(session: Session, service_id: str, flow_run_id: str) -> None:

@@ -40,6 +40,7 @@ router = APIRouter(prefix="/api/v1/realtime", tags=["realtime"])
 
 HUB = "event_hub"
 HEARTBEATS = "sse_heartbeats"
+PUBLISHER = "event_publisher"
 LIMITER = "sse_limiter"
 RETRY_AFTER_SECONDS = 5
 # A send that does not complete in this time means the client is gone (or stalled).
@@ -71,6 +72,8 @@ async def realtime_lifespan(state: AppState) -> AsyncIterator[None]:
     heartbeats = Heartbeats(settings.sse_heartbeat_seconds)
     state.extras[HUB] = hub
     state.extras[HEARTBEATS] = heartbeats
+    # For the few events the API itself publishes (a zero-touch order waiting).
+    state.extras[PUBLISHER] = publisher
     # Long-lived start-up objects out of the GC's way: full collections otherwise
     # walk them again and again while thousands of streams are open.
     gc.freeze()
@@ -85,6 +88,7 @@ async def realtime_lifespan(state: AppState) -> AsyncIterator[None]:
         await heartbeats.stop()
         publisher.close()
         state.extras.pop(HUB, None)
+        state.extras.pop(PUBLISHER, None)
 
 
 async def _stop_on_exit(hub: EventHub, exiting: asyncio.Event) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -15,6 +15,8 @@ PonPort = Annotated[str, Field(pattern=r"^[0-9]{1,2}/[0-9]{1,2}/[0-9]{1,3}$", ex
 OntSerial = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{16}$", examples=["485754431A2B3C4D"])]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Description = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+# immediate: provision now; on_discovery: wait in awaiting_ont until the ONT appears.
+Activation = Literal["immediate", "on_discovery"]
 
 
 class ServiceCreate(BaseModel):
@@ -24,13 +26,15 @@ class ServiceCreate(BaseModel):
     plan: Name
     olt: Name
     pon_port: PonPort
-    ont_serial: OntSerial
+    # Optional only for a zero-touch order (the route says 422 for an immediate one).
+    ont_serial: OntSerial | None = None
     description: Description | None = None
+    activation: Activation = "immediate"
 
     @field_validator("ont_serial")
     @classmethod
-    def _upper(cls, v: str) -> str:
-        return v.upper()
+    def _upper(cls, v: str | None) -> str | None:
+        return v.upper() if v is not None else None
 
     @field_validator("pon_port")
     @classmethod
@@ -53,7 +57,8 @@ class ServiceOut(BaseModel):
     plan: str
     olt: str
     pon_port: str
-    ont_serial: str
+    ont_serial: str | None
+    activation: str
     ont_id: int | None
     vlan: int | None
     ip_address: str | None
@@ -80,6 +85,19 @@ class Accepted(BaseModel):
     id: str
     status: str
     flow_run_id: str | None
+
+
+class SerialUpdate(BaseModel):
+    """``PATCH /api/v1/services/{id}``: the serial of a zero-touch order's ONT."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ont_serial: OntSerial
+
+    @field_validator("ont_serial")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
 
 
 class ServicePage(BaseModel):

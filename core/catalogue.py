@@ -23,6 +23,8 @@ from types import MappingProxyType
 
 class ServiceStatus(enum.StrEnum):
     PENDING = "pending"
+    # Zero-touch activation: the order waits for its ONT to appear in autofind.
+    AWAITING_ONT = "awaiting_ont"
     PROVISIONING = "provisioning"
     ACTIVE = "active"
     SUSPENDING = "suspending"
@@ -127,7 +129,8 @@ PROVISIONING = _lifecycle(
         flow="provision",
         description="Provision a fibre service",
     ),
-    starts_from={ServiceStatus.PENDING},
+    # awaiting_ont: a zero-touch order whose ONT the discovery pass has just bound.
+    starts_from={ServiceStatus.PENDING, ServiceStatus.AWAITING_ONT},
     running=ServiceStatus.PROVISIONING,
     ends_in=ServiceStatus.ACTIVE,
     steps=(
@@ -247,11 +250,35 @@ RECONCILE = Deployment(
     description="Fail and compensate a service whose run crashed",
 )
 
+DISCOVER_ONTS = Deployment(
+    name="discover-onts",
+    entrypoint="fiberflow.flows.discovery:discover_onts",
+    flow="discover-onts",
+    description="Bind ONTs found in OLT autofind to orders awaiting them",
+    cron="* * * * *",
+    # One pass at a time: a pass still reading a slow OLT when the next is due keeps going.
+    concurrency_limit=1,
+    collision_strategy="CANCEL_NEW",
+)
+
 DEPLOYMENTS: tuple[Deployment, ...] = (
     *(entry.deployment for entry in OPERATIONS.values()),
     REPROVISION_NIGHTLY,
     RECONCILE,
+    DISCOVER_ONTS,
 )
+
+# Zero-touch activation (pending -> awaiting_ont -> provisioning): while it waits, the
+# portal shows this provisioning progress step, and nothing is allocated or configured
+# anywhere, so terminating an order in one of these statuses touches no device.
+AWAITING_ONT_STEP = Step(
+    Operation.PROVISIONING,
+    1,
+    len(PROVISIONING.steps),
+    "waiting",
+    "Waiting for your fibre box to be connected",
+)
+TERMINATES_WITHOUT_DEVICES: frozenset[ServiceStatus] = frozenset({ServiceStatus.AWAITING_ONT})
 
 # A service in one of these is mid-operation: it may only fail, and a run that dies
 # leaves it to the reconciler. Pending waits for its provisioning run to start.

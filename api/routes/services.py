@@ -14,9 +14,9 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, status
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from fiberflow.api import operations
+from fiberflow.api import operations, zero_touch
 from fiberflow.api.access import get_visible_service, visible
-from fiberflow.api.deps import OperatorDep, PrincipalDep, SessionDep
+from fiberflow.api.deps import OperatorDep, PrincipalDep, SessionDep, StateDep
 from fiberflow.api.inventory import InventoryDep
 from fiberflow.api.ratelimit import CreateRateLimit
 from fiberflow.api.schemas import (
@@ -27,6 +27,7 @@ from fiberflow.api.schemas import (
     ServicePage,
     SuspendBody,
 )
+from fiberflow.core.catalogue import TERMINATES_WITHOUT_DEVICES
 from fiberflow.core.db.models import Operation, ServiceInstance, ServiceStatus
 from fiberflow.core.tokens import Principal
 from fiberflow.devices.inventory import Inventory
@@ -95,9 +96,16 @@ def create_service(
     session: SessionDep,
     inventory: InventoryDep,
     body: ServiceCreate,
+    state: StateDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Accepted:
     _check_against_inventory(body, inventory)
+    waits = body.activation == "on_discovery"
+    if body.ont_serial is None and not waits:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "ont_serial: required unless activation is 'on_discovery'",
+        )
     digest = _request_hash(body)
     if idempotency_key and (replayed := _replay(session, principal, idempotency_key, digest)):
         return replayed
@@ -108,6 +116,8 @@ def create_service(
         request_hash=digest,
         **body.model_dump(),
     )
+    if waits:
+        row.await_ont()  # zero-touch: the discovery pass starts provisioning
     session.add(row)
     try:
         session.commit()
@@ -121,6 +131,8 @@ def create_service(
             f"ont_serial: {body.ont_serial} already belongs to a service that is not "
             "terminated or failed",
         ) from None
+    if waits:
+        return zero_touch.accept_waiting(state, row)
     return _launch(session, row, Operation.PROVISIONING, {})
 
 
@@ -219,6 +231,10 @@ def resume_service(service_id: str, principal: OperatorDep, session: SessionDep)
 
 @router.post("/{service_id}/terminate", status_code=202, response_model=Accepted,
              responses=ERRORS)  # fmt: skip
-def terminate_service(service_id: str, principal: OperatorDep, session: SessionDep) -> Accepted:
+def terminate_service(
+    service_id: str, principal: OperatorDep, session: SessionDep, state: StateDep
+) -> Accepted:
     row = get_visible_service(session, principal, service_id)
+    if row.status in TERMINATES_WITHOUT_DEVICES:
+        return zero_touch.withdraw(session, state, row)  # nothing on any device: no run
     return _launch(session, row, Operation.TERMINATION, {})

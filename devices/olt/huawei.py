@@ -20,6 +20,7 @@ from fiberflow.devices.base import AuditSink, InvalidInput, Result, no_audit
 from fiberflow.devices.cli_session import CliSession, open_session
 from fiberflow.devices.inventory import Olt
 from fiberflow.devices.olt import parsing
+from fiberflow.devices.olt.autofind import NO_AUTOFIND, AutofindOnt, parse_autofind
 from fiberflow.devices.olt.errors import (
     OltCommandFailed,
     OntIdInUse,
@@ -117,6 +118,13 @@ class HuaweiOlt:
             return []
         raise_for_failure(self.olt.name, cmd, out)
         return parsing.parse_service_ports(out)
+
+    def read_autofind(self) -> list[AutofindOnt]:
+        """``display ont autofind all``: every unregistered ONT on every PON port, one
+        command in one session (zero-touch activation reads it once per pass)."""
+        with self._session() as s:
+            out = self._checked(s, "display ont autofind all", tolerate=NO_AUTOFIND)
+        return parse_autofind(out)
 
     def find_free_ont_id(self, fsp: str) -> int:
         f, slot, p = self._port(fsp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from fiberflow.devices.base import Result
+from fiberflow.devices.olt.autofind import AutofindOnt
 from fiberflow.devices.olt.models import OntInfo, OpticalInfo, ServicePort
 
 
@@ -40,3 +41,5 @@ class OltDriver(Protocol):
     def find_ont_by_serial(self, serial: str) -> OntInfo | None: ...
 
     def list_service_ports(self, fsp: str, ont_id: int) -> list[ServicePort]: ...
+
+    def read_autofind(self) -> list[AutofindOnt]: ...

@@ -1,6 +1,7 @@
 """SQLAlchemy 2 models. Import from here; Alembic reads ``Base.metadata``."""
 
 from fiberflow.core.db.models.base import Base, utcnow
+from fiberflow.core.db.models.discovery import OntSighting
 from fiberflow.core.db.models.ipam import IpAllocation, IpPool, VlanAllocation
 from fiberflow.core.db.models.logs import DeviceCommandAudit, EventLog
 from fiberflow.core.db.models.radius import (
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidTransition",
     "IpAllocation",
     "IpPool",
+    "OntSighting",
     "Operation",
     "RadCheck",
     "RadGroupCheck",

@@ -9,7 +9,7 @@ from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, te
 from sqlalchemy.orm import Mapped, mapped_column
 
 # The status vocabulary is the catalogue's, re-exported for code that reads it with the models.
-from fiberflow.core.catalogue import OPERATIONS
+from fiberflow.core.catalogue import OPERATIONS, TERMINATES_WITHOUT_DEVICES
 from fiberflow.core.catalogue import TRANSITIONAL as TRANSITIONAL
 from fiberflow.core.catalogue import Operation as Operation
 from fiberflow.core.catalogue import ServiceStatus as ServiceStatus
@@ -88,6 +88,21 @@ class ServiceInstance(Base):
             raise InvalidTransition(self.status, operation.value)
         self.status = entry.running.value
         self.current_operation = operation.value
+        self.error = None
+
+    def await_ont(self) -> None:
+        """Zero-touch activation: pending -> awaiting_ont (provisioning starts once the
+        discovery pass binds its ONT)."""
+        if self.status != ServiceStatus.PENDING:
+            raise InvalidTransition(self.status, "wait for its ONT")
+        self.status = ServiceStatus.AWAITING_ONT.value
+
+    def withdraw(self) -> None:
+        """Terminate an order that never reached a device (awaiting_ont -> terminated)."""
+        if ServiceStatus(self.status) not in TERMINATES_WITHOUT_DEVICES:
+            raise InvalidTransition(self.status, "terminate without a device")
+        self.status = ServiceStatus.TERMINATED.value
+        self.current_operation = Operation.TERMINATION.value
         self.error = None
 
     def finish(self, operation: Operation) -> None:

@@ -150,3 +150,42 @@ class BngState:
     def dump(self) -> dict[str, Any]:
         with self.lock:
             return {"subinterfaces": [asdict(s) for _, s in sorted(self.subifs.items())]}
+
+    # --- saved state (lab/persist.py) ---------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the BNG holds, as JSON-ready data ``restore`` takes back."""
+        with self.lock:
+            return {
+                "uplink": self.uplink,
+                "uplink_description": self.uplink_description,
+                "uplink_shutdown": self.uplink_shutdown,
+                "subinterfaces": [asdict(s) for s in self.subifs.values()],
+                "deleted": sorted(self.deleted),
+                "changed": self.changed,
+            }
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Replace the state with a ``snapshot``; ValueError (state unchanged) if it is not
+        one this BNG could hold."""
+        if saved.get("uplink") != self.uplink:
+            raise ValueError(f"uplink {saved.get('uplink')!r} is not {self.uplink!r}")
+        subs = [SubIf(**item) for item in saved["subinterfaces"]]
+        vids: dict[tuple[int, int | None], str] = {}
+        for sub in subs:
+            if not self.is_subif(sub.name):
+                raise ValueError(f"{sub.name!r} is not a sub-interface of {self.uplink}")
+            if sub.outer_vlan is not None:
+                if (sub.outer_vlan, sub.inner_vlan) in vids:
+                    raise ValueError(f"VID {sub.outer_vlan} twice")
+                vids[(sub.outer_vlan, sub.inner_vlan)] = sub.name
+        if len({sub.name for sub in subs}) != len(subs):
+            raise ValueError("a sub-interface twice")
+        deleted = {str(name) for name in saved["deleted"]}
+        with self.lock:
+            self.subifs = {sub.name: sub for sub in subs}
+            self._vids = vids
+            self.deleted = deleted - self.subifs.keys()
+            self.uplink_description = saved["uplink_description"]
+            self.uplink_shutdown = bool(saved["uplink_shutdown"])
+            self.changed = float(saved["changed"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fiberflow.lab.faults import FaultSet
@@ -325,6 +326,53 @@ class OltState:
                     for _, sp in sorted(self.service_ports.items())
                 ],
             }
+
+    # --- saved state (lab/persist.py) -------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the OLT holds (ONTs, service-ports, fibres), as JSON-ready data
+        ``restore`` takes back."""
+        with self.lock:
+            return {
+                "onts": [[*k, o.serial, o.description, o.line_profile_id,
+                          o.service_profile_id, o.active] for k, o in self.onts.items()],
+                "service_ports": [[sp.index, sp.vlan, sp.frame, sp.slot, sp.port, sp.ont_id,
+                                   sp.gem_port, sp.user_vlan]
+                                  for sp in self.service_ports.values()],
+                "plugs": [[p.serial, *p.fsp, p.rx_dbm, p.found_at.isoformat()]
+                          for p in self.plugs.plugs.values()],
+                "dark": sorted(self.plugs.dark),
+            }  # fmt: skip
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Replace the state with a ``snapshot`` through the same checks as the CLI;
+        ValueError (state emptied) if it is not one this OLT could hold. Restored ONTs
+        and fibres count as up since long ago: they are online at once."""
+        since = time.monotonic() - self.online_delay
+        with self.lock:
+            self.reset()
+            try:
+                for f, s, p, i, serial, desc, line, srv, active in saved["onts"]:
+                    key = (int(f), int(s), int(p), int(i))
+                    failure = self.add_ont(key, str(serial), str(desc), int(line), int(srv))
+                    if failure:
+                        raise ValueError(f"ont {f}/{s}/{p} {i}:{failure}")
+                    self.onts[key].active, self.onts[key].activated_at = bool(active), since
+                for index, vlan, f, s, p, i, gem, user_vlan in saved["service_ports"]:
+                    sp = ServicePort(0, *(int(x) for x in (vlan, f, s, p, i, gem, user_vlan)))
+                    failure = self.add_service_port(int(index), sp)
+                    if failure:
+                        raise ValueError(f"service-port {index}:{failure}")
+                for serial, f, s, p, rx, found in saved["plugs"]:
+                    fsp = (int(f), int(s), int(p))
+                    if not self.has_port(*fsp):
+                        raise ValueError(f"plug {serial}: no PON port {f}/{s}/{p}")
+                    plug = Plug(str(serial), fsp, float(rx), since, datetime.fromisoformat(found))
+                    self.plugs.plugs[plug.serial] = plug
+                self.plugs.dark.update(str(serial) for serial in saved["dark"])
+            except BaseException:
+                self.reset()
+                raise
 
 
 def _norm(serial: str) -> str:

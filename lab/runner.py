@@ -51,6 +51,7 @@ from fiberflow.lab.lab_inventory import (
     write_inventory,
 )
 from fiberflow.lab.nas import LabNas, start_nas
+from fiberflow.lab.persist import Saver, read_state, remove_leftovers, restore, saved_olts
 from fiberflow.lab.radius_server import LabRadius, start_radius
 from fiberflow.lab.ssh_server import ADMIN_USER
 
@@ -86,6 +87,7 @@ class RunningLab:
         nas: LabNas,
         engine: Engine,
         host: str,
+        saver: Saver | None = None,
     ) -> None:
         self.olts = olts
         self.bngs = bngs
@@ -93,6 +95,7 @@ class RunningLab:
         self.nas = nas
         self.engine = engine
         self.host = host
+        self.saver = saver
         self.inventory: Inventory = build_inventory(
             host=host,
             olt_ports={name: olt.port for name, olt in olts.items()},
@@ -171,6 +174,8 @@ class RunningLab:
         if self._closed:
             return
         self._closed = True
+        if self.saver is not None:
+            await asyncio.to_thread(self.saver.close)  # the final state, before devices go
         await self.nas.close()
         await self.radius.close()
         await _close_devices([*self.olts.values(), *self.bngs.values()])
@@ -191,19 +196,30 @@ async def start_lab(
     host: str = "127.0.0.1",
     ont_online_delay: float = DEFAULT_ONT_ONLINE_DELAY,
     command_latency: float = 0.0,
-    olts: int = DEFAULT_OLTS,
+    olts: int | None = None,
+    state_file: Path | None = None,
 ) -> RunningLab:
     """Start olt-1 .. olt-``olts`` and their BNGs (bng-1 ..), the lab RADIUS server
     (reading ``database_url``) and NAS.
 
     ``ont_online_delay``: seconds a newly activated ONT takes to report online;
-    ``command_latency``: seconds every SSH device waits before answering a command.
+    ``command_latency``: seconds every SSH device waits before answering a command;
+    ``olts``: default as many as the saved state has, at least two;
+    ``state_file``: the devices' state is restored from it (if it exists) and saved to
+    it after changes and at close (lab/persist.py); LabStateError if it cannot be read.
     """
+    saved = None
+    if state_file is not None:
+        remove_leftovers(state_file)
+        saved = read_state(state_file)  # a damaged file stops us before anything starts
+    if olts is None:
+        olts = max(DEFAULT_OLTS, saved_olts(saved or {}))
     names = olt_names(olts)  # ValueError before anything starts
     engine = make_engine(database_url)
     devices: list[LabOlt | LabBng] = []
     radius: LabRadius | None = None
     nas: LabNas | None = None
+    saver: Saver | None = None
     try:
         for name in names:
             faults = Faults(latency=command_latency)
@@ -212,6 +228,12 @@ async def start_lab(
             )
         for name in bng_names(olts):
             devices.append(await start_bng(name, host, 0, faults=Faults(latency=command_latency)))
+        by_name = {d.name: d for d in devices}
+        if state_file is not None:
+            if saved:
+                restore(state_file, saved, by_name)
+            saver = Saver(state_file, by_name)
+            await asyncio.to_thread(saver.start)
         radius = await start_radius(host, 0, LAB_SECRET, engine=engine)
         nas = await start_nas(host, 0, LAB_SECRET, radius=radius)
         lab = RunningLab(
@@ -221,11 +243,14 @@ async def start_lab(
             nas=nas,
             engine=engine,
             host=host,
+            saver=saver,
         )
         store = RadiusStore(engine, name="lab-radius-sql")
         inv = lab.inventory
         await asyncio.to_thread(store.ensure_groups, inv.plans, inv.walled_garden_policy)
     except BaseException:
+        if saver is not None:
+            saver.close()
         if nas is not None:
             await nas.close()
         if radius is not None:

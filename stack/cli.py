@@ -163,14 +163,15 @@ def lab(
         ),
     ] = None,
     olts: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--olts",
             envvar="FIBERFLOW_LAB_OLTS",
             help="OLTs to run: olt-1 and olt-2 share bng-1, each further one has a BNG of "
-            "its own (3,900 services per BNG; 7 OLTs hold 23,400)",
+            "its own (3,900 services per BNG; 7 OLTs hold 23,400). Default: as many as "
+            "the saved lab state has, at least 2",
         ),
-    ] = 2,
+    ] = None,
 ) -> None:
     """Run the device lab (OLTs, BNG, RADIUS, NAS) and write its inventory."""
     if ctx.invoked_subcommand is not None:
@@ -181,6 +182,7 @@ def lab(
     from fiberflow.core.db.migrate import upgrade as run_upgrade
     from fiberflow.devices.base import DeviceError
     from fiberflow.lab.lab_inventory import MAX_OLTS, capacity, probe_writable
+    from fiberflow.lab.persist import STATE_FILE, LabStateError
     from fiberflow.lab.runner import INVENTORY_FILE, LAB_FILE, LabStack
     from fiberflow.stack import preflight
 
@@ -188,7 +190,7 @@ def lab(
     _setup_logging()
     s = get_settings()
     target = (inventory or s.data_dir / INVENTORY_FILE).expanduser().absolute()
-    if not 1 <= olts <= MAX_OLTS:
+    if olts is not None and not 1 <= olts <= MAX_OLTS:
         raise _fail(f"--olts: must be 1 to {MAX_OLTS}, not {olts}")
     try:
         preflight.data_dir(s.data_dir)
@@ -207,18 +209,21 @@ def lab(
     ready = s.data_dir / LAB_FILE
     ready.unlink(missing_ok=True)  # stale from a killed run: it must mean "ready" only now
     try:
-        with LabStack(url, olts=olts) as running:
+        # The devices' state survives restarts in the data dir (lab/persist.py).
+        with LabStack(url, olts=olts, state_file=s.data_dir / STATE_FILE) as running:
             try:
                 running.write_inventory(target)
                 running.write_ready_file(ready, target)
                 for ep in running.endpoints:
                     typer.echo(f"{ep.name:<7} {ep.platform:<15} {ep.host}:{ep.port}/{ep.transport}")
                 typer.echo(f"lab inventory: {target} (Ctrl-C stops the lab)")
-                typer.echo(f"capacity: {capacity(olts):,} services")
+                typer.echo(f"capacity: {capacity(len(running.olts)):,} services")
                 while not stop.wait(0.5):
                     pass
             finally:
                 ready.unlink(missing_ok=True)
+    except LabStateError as exc:
+        raise _fail(str(exc)) from None
     except (OSError, DeviceError) as exc:
         raise _fail(f"the lab could not start: {exc}", code=1) from None
 

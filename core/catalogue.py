@@ -33,6 +33,7 @@ class ServiceStatus(enum.StrEnum):
     TERMINATING = "terminating"
     TERMINATED = "terminated"
     REPROVISIONING = "reprovisioning"
+    CHANGING_PLAN = "changing_plan"
     FAILED = "failed"
 
 
@@ -42,6 +43,7 @@ class Operation(enum.StrEnum):
     RESUMPTION = "resumption"
     TERMINATION = "termination"
     REPROVISIONING = "reprovisioning"
+    PLAN_CHANGE = "plan_change"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,9 @@ class LifecycleOperation:
     running: ServiceStatus
     ends_in: ServiceStatus
     steps: Mapping[str, Step]  # by progress status, in step order
+    # A failed run compensates and puts the service back in the status it started from
+    # (e.g. a plan change: still active, on the old plan) instead of ``failed``.
+    restores_on_failure: bool = False
 
     @property
     def noun(self) -> str:
@@ -102,6 +107,7 @@ def _lifecycle(
     running: ServiceStatus,
     ends_in: ServiceStatus,
     steps: tuple[tuple[str, str], ...],
+    restores_on_failure: bool = False,
 ) -> LifecycleOperation:
     """An entry; ``steps`` are (status, message) pairs, numbered from 1 in this order."""
     total = len(steps)
@@ -117,6 +123,7 @@ def _lifecycle(
         running=running,
         ends_in=ends_in,
         steps=MappingProxyType(numbered),
+        restores_on_failure=restores_on_failure,
     )
 
 
@@ -227,9 +234,42 @@ REPROVISIONING = _lifecycle(
     ),
 )
 
+PLAN_CHANGE = _lifecycle(
+    Operation.PLAN_CHANGE,
+    title="Plan change",
+    deployment=Deployment(
+        name="change-plan",
+        entrypoint="fiberflow.flows.plan_change:change_plan",
+        flow="change-plan",
+        description="Move an active service to another plan",
+    ),
+    starts_from={ServiceStatus.ACTIVE},
+    running=ServiceStatus.CHANGING_PLAN,
+    ends_in=ServiceStatus.ACTIVE,
+    steps=(
+        ("validating", "Checking the new plan"),
+        ("updating_radius", "Updating your plan in RADIUS"),
+        ("updating_bng", "Updating your speed on the BNG"),
+        ("applying", "Applying the new speed to your connection"),
+        ("completed", "Your new plan is active"),
+    ),
+    # IP, VLAN and RADIUS username never change: a failure puts the old plan back.
+    restores_on_failure=True,
+)
+
 # In this order everywhere (the portal's step lists, the registered deployments).
 OPERATIONS: Mapping[Operation, LifecycleOperation] = MappingProxyType(
-    {e.operation: e for e in (PROVISIONING, SUSPENSION, RESUMPTION, TERMINATION, REPROVISIONING)}
+    {
+        e.operation: e
+        for e in (
+            PROVISIONING,
+            SUSPENSION,
+            RESUMPTION,
+            TERMINATION,
+            REPROVISIONING,
+            PLAN_CHANGE,
+        )
+    }
 )
 
 # Deployments that run no operation of their own.

@@ -10,8 +10,11 @@ dropped silently, as RFC 5176 section 3.5 asks.
 Sessions appear by ``add_session`` (the admin way), or by themselves when the NAS is
 started with ``radius=`` a LabRadius in the same process: every Access-Accept opens a
 session with the accepted Framed-IP-Address, as a real BNG does after authenticating a
-subscriber. Fault injection: ``drop_requests`` (no answer: the client times out) and
-``nak_users`` (username -> Error-Cause number to NAK with).
+subscriber. Fault injection: ``drop_requests`` (no answer: the client times out),
+``nak_users`` (username -> Error-Cause number to NAK every request with),
+``nak_coa_users`` (the same for CoA-Requests only: a NAS that cannot change a session's
+policies in place but still ends it on a Disconnect-Request) and ``drop_coa_users``
+(CoA-Requests of these users go unanswered; Disconnect-Requests are answered).
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class LabNas(UdpService):
         super().__init__(secret)
         self.sessions: dict[str, LabSession] = {}
         self.nak_users: dict[str, int] = {}
+        self.nak_coa_users: dict[str, int] = {}
+        self.drop_coa_users: set[str] = set()
         self.requests: list[NasRequest] = []
 
     # -- admin ------------------------------------------------------------------------
@@ -93,10 +98,15 @@ class LabNas(UdpService):
         attrs = _attributes(req)
         username = attrs.pop("User-Name", [None])[0]
         framed_ip = attrs.get("Framed-IP-Address", [None])[0]
+        if not disconnect and username is not None and username in self.drop_coa_users:
+            logger.info("lab nas dropped a CoA (fault injection)", extra={"username": username})
+            return None
         session = self._find(username, framed_ip)
         cause: int | None = None
         if username is not None and username in self.nak_users:
             cause = self.nak_users[username]
+        elif username is not None and not disconnect and username in self.nak_coa_users:
+            cause = self.nak_coa_users[username]
         elif username is None and framed_ip is None:
             cause = MISSING_ATTRIBUTE
         elif session is None:

@@ -70,7 +70,7 @@ def test_every_operation_has_one_entry() -> None:
     assert catalogue.by_flow(catalogue.RECONCILE.flow) is None
     assert catalogue.by_flow(catalogue.REPROVISION_NIGHTLY.flow) is None
     with pytest.raises(ValueError):
-        catalogue.of("plan_change")
+        catalogue.of("no_such_operation")
 
 
 @pytest.mark.parametrize("op", list(Operation))

@@ -20,7 +20,14 @@ from fiberflow.events.schema import (
     validate_event,
 )
 
-OPERATIONS = ["provisioning", "suspension", "resumption", "termination", "reprovisioning"]
+OPERATIONS = [
+    "provisioning",
+    "suspension",
+    "resumption",
+    "termination",
+    "reprovisioning",
+    "plan_change",
+]
 SID, TID, RUN = (str(uuid.uuid4()) for _ in range(3))
 
 GOOD: dict[str, dict[str, Any]] = {

@@ -19,6 +19,7 @@ from fiberflow.core.tokens import Principal
 
 STATUS_LABELS: dict[str, str] = {
     ServiceStatus.PENDING: "Pending",
+    ServiceStatus.AWAITING_ONT: "Waiting for your fibre box to be connected",
     ServiceStatus.PROVISIONING: "Provisioning…",
     ServiceStatus.ACTIVE: "Active",
     ServiceStatus.SUSPENDING: "Suspending…",
@@ -29,6 +30,8 @@ STATUS_LABELS: dict[str, str] = {
     ServiceStatus.REPROVISIONING: "Reprovisioning…",
     ServiceStatus.FAILED: "Failed",
 }
+# A zero-touch order without a serial learns it when its ONT is connected.
+NO_SERIAL = "known once your fibre box is connected"
 OPERATION_TITLES: dict[str, str] = {op.value: e.title for op, e in catalogue.OPERATIONS.items()}
 # Statuses in which the last operation ended well: the bar starts full.
 SETTLED = frozenset({ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED, ServiceStatus.TERMINATED})
@@ -117,7 +120,7 @@ def services_page(
             customer=f"{row.customer_ref} · " if principal.is_operator else "",
             olt=row.olt,
             pon_port=row.pon_port,
-            ont_serial=row.ont_serial,
+            ont_serial=row.ont_serial or NO_SERIAL,
             status=row.status,
             status_label=status_label(row),
         )
@@ -163,7 +166,7 @@ def service_page(request: Request, principal: Principal, row: ServiceInstance) -
         customer_ref=row.customer_ref,
         olt=row.olt,
         pon_port=row.pon_port,
-        ont_serial=row.ont_serial,
+        ont_serial=row.ont_serial or NO_SERIAL,
         ip_address=row.ip_address or "not assigned yet",
         op_title=OPERATION_TITLES.get(operation, operation.title()),
         status=row.status,

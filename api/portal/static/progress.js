@@ -11,6 +11,7 @@ export const OPERATIONS = {
 
 export const STATUS_LABELS = {
   pending: "Pending",
+  awaiting_ont: "Waiting for your fibre box to be connected",
   provisioning: "Provisioning…",
   active: "Active",
   suspending: "Suspending…",
@@ -23,8 +24,13 @@ export const STATUS_LABELS = {
 };
 
 const TRANSITIONAL = new Set([
-  "pending", "provisioning", "suspending", "resuming", "terminating", "reprovisioning",
+  "pending", "awaiting_ont", "provisioning", "suspending", "resuming", "terminating",
+  "reprovisioning",
 ]);
+
+// Zero-touch activation: provisioning's step 1 while the order waits for its ONT. The
+// run that follows when the ONT appears starts afresh (its own step 1).
+const WAITING = "waiting";
 
 // Progress statuses that report on a step without moving the run forward.
 const NOTICES = new Set(["retrying", "failed", "rolled_back", "crashed"]);
@@ -126,7 +132,8 @@ export function apply(state, event) {
   const newRun =
     operation !== state.operation ||
     (runId && state.runId && runId !== state.runId) ||
-    (state.final !== null && kind === "progress" && !NOTICES.has(data.status));
+    (state.final !== null && kind === "progress" && !NOTICES.has(data.status)) ||
+    (state.stepStatus === WAITING && kind === "progress" && data.status !== WAITING);
   if (newRun || state.events === 1) reset(state, operation, runId);
   if (runId && !state.runId) state.runId = runId;
   const op = OPERATIONS[operation];
@@ -138,8 +145,9 @@ export function apply(state, event) {
     state.stepStatus = data.status;
     state.message = data.message;
     if (state.final === null) {
-      state.serviceStatus = "running";
-      state.statusLabel = op.running;
+      const waiting = data.status === WAITING;
+      state.serviceStatus = waiting ? "awaiting_ont" : "running";
+      state.statusLabel = waiting ? STATUS_LABELS.awaiting_ont : op.running;
       state.transitional = true;
     }
     if (NOTICES.has(data.status)) {

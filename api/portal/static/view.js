@@ -134,6 +134,9 @@ export function phaseText(state, conn) {
     const s = [...state.steps].reverse().find((x) => x.state === "failed");
     return s && state.total ? `${title} failed at step ${s.step} of ${state.total}` : `${title} failed`;
   }
+  if (state.final === null && state.serviceStatus === "awaiting_ont") {
+    return "Provisioning starts by itself once your fibre box is connected";
+  }
   if (state.current && state.total) return `Step ${state.current} of ${state.total}`;
   if (!conn.connected) return conn.mode === "stopped" ? "Updates stopped" : "Connecting…";
   if (state.transitional) return `Waiting for ${title.toLowerCase()} to start…`;

@@ -11,7 +11,15 @@ from redis.asyncio import Redis
 
 from fiberflow import __version__
 from fiberflow.api import errors, metrics, portal, realtime
-from fiberflow.api.routes import discovery, events, health, inventory, services, statistics
+from fiberflow.api.routes import (
+    discovery,
+    events,
+    health,
+    inventory,
+    plan_change,
+    services,
+    statistics,
+)
 from fiberflow.api.state import AppState
 from fiberflow.core.db.engine import make_engine, session_factory
 from fiberflow.core.settings import Settings, get_settings
@@ -77,6 +85,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(statistics.router)
     app.include_router(services.router)
+    app.include_router(plan_change.router)
     app.include_router(discovery.router)
     app.include_router(inventory.router)
     app.include_router(events.router)

@@ -49,6 +49,14 @@ class SuspendBody(BaseModel):
     hard: bool = Field(default=False, description="Also deactivate the ONT")
 
 
+class ChangePlanBody(BaseModel):
+    """``POST /api/v1/services/{id}/change-plan``: the plan to move to (an inventory plan)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan: Name
+
+
 class ServiceOut(BaseModel):
     id: str
     tenant_id: str

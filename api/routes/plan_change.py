@@ -1,0 +1,96 @@
+"""``POST /api/v1/services/{id}/change-plan``: move an active service to another plan.
+
+Checked in the request, before anything starts and in this order: the role (403), the
+body (422), the service (404, also another tenant's or customer's), the plan against
+the inventory (422 naming the known plans), the status (409 unless ``active``) and the
+plan the service already has (409). Then the service becomes ``changing_plan`` and the
+catalogue's ``change-plan`` deployment runs the flow; a failure there compensates and
+leaves the service ``active`` on its old plan.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from anyio import from_thread
+from fastapi import APIRouter, HTTPException, status
+
+from fiberflow.api import operations
+from fiberflow.api.access import get_visible_service
+from fiberflow.api.deps import OperatorDep, SessionDep
+from fiberflow.api.inventory import InventoryDep
+from fiberflow.api.schemas import Accepted, ChangePlanBody, ErrorBody
+from fiberflow.core import catalogue
+from fiberflow.core.db.models import Operation, ServiceInstance, ServiceStatus
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/services", tags=["services"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
+}
+OPERATION = Operation.PLAN_CHANGE
+ENTRY = catalogue.PLAN_CHANGE
+
+
+def _give_back(session: SessionDep, service_id: str, error: str) -> None:
+    """The run never started, so nothing was touched: the service is ``active`` again
+    on its plan (not ``failed``: a plan change that fails leaves it active too)."""
+    row = session.get(ServiceInstance, service_id, populate_existing=True)
+    if row is not None and row.status == ENTRY.running.value:
+        (before,) = ENTRY.starts_from
+        row.status = before.value
+        row.error = f"could not start the plan change: {error}"
+        session.commit()
+
+
+@router.post(
+    "/{service_id}/change-plan",
+    status_code=202,
+    response_model=Accepted,
+    responses=ERRORS,
+    summary="Change the plan: RADIUS, BNG policy, then CoA (or Disconnect) to the session",
+)
+def change_plan(
+    service_id: str,
+    principal: OperatorDep,
+    session: SessionDep,
+    inventory: InventoryDep,
+    body: ChangePlanBody,
+) -> Accepted:
+    row = get_visible_service(session, principal, service_id)
+    try:
+        inventory.plan(body.plan)
+    except KeyError:
+        known = ", ".join(p.name for p in inventory.plans)
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"plan: unknown plan {body.plan!r} (one of {known})",
+        ) from None
+    if ServiceStatus(row.status) not in ENTRY.starts_from:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"a service in status {row.status!r} cannot change plan"
+        )
+    if row.plan == body.plan:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"plan: the service is already on plan {body.plan!r}"
+        )
+    operations.begin(session, row, OPERATION)  # 409 if a concurrent request moved it
+    params = {"plan": body.plan}
+    try:
+        flow_run_id = from_thread.run(operations.launch, row.id, OPERATION, params)
+    except Exception as exc:
+        log.exception("could not start %s", OPERATION.value, extra={"service_id": row.id})
+        _give_back(session, row.id, type(exc).__name__)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
+        ) from None
+    operations.record_launch(session, row.id, flow_run_id)
+    extra = {
+        "service_id": row.id,
+        "flow_run_id": flow_run_id,
+        "operation": OPERATION.value,
+        "plan": body.plan,
+    }
+    log.info("plan change started", extra=extra)
+    return Accepted(id=row.id, status=row.status, flow_run_id=flow_run_id)

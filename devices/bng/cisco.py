@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 
 from fiberflow.devices import validation as v
-from fiberflow.devices.base import AuditSink, PermanentDeviceError, Result, no_audit
+from fiberflow.devices.base import AuditSink, InvalidInput, PermanentDeviceError, Result, no_audit
+from fiberflow.devices.bng.fleet import BngFleet, parse_subinterfaces
 from fiberflow.devices.bng.models import SubInterface
 from fiberflow.devices.bng.parsing import INVALID, parse_running_interfaces
 from fiberflow.devices.cli_session import CliSession, open_session
@@ -59,6 +60,30 @@ class CiscoBng:
         with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
             s.call("enable", s.conn.enable)
             return self._read(s, name)
+
+    def read_fleet(self) -> BngFleet:
+        """Every subscriber sub-interface, from one ``show running-config``."""
+        with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
+            s.call("enable", s.conn.enable)
+            out = s.send("show running-config")
+        if INVALID.search(out):
+            raise PermanentDeviceError(self.bng.name, "show running-config refused")
+        subs = parse_subinterfaces(out, self.bng.uplink)
+        return BngFleet(self.bng.name, self.bng.uplink, tuple(subs))
+
+    def remove_interface(self, name: str) -> Result:
+        """Remove sub-interface ``name`` of the uplink, whatever its VLAN (an orphan may
+        carry none, or one that differs from its number)."""
+        checked = v.interface(name)
+        if not checked.startswith(f"{self.bng.uplink}."):
+            raise InvalidInput("interface", name, f"not a sub-interface of {self.bng.uplink}")
+        with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
+            s.call("enable", s.conn.enable)
+            if self._read(s, checked) is None:
+                return Result(changed=False)
+            self._configure(s, [f"no interface {checked}"])
+        log.info("sub-interface removed", extra={"device": self.bng.name, "interface": checked})
+        return Result(changed=True, diff=f"- interface {checked}")
 
     def _read(self, s: CliSession, name: str) -> SubInterface | None:
         out = s.send(f"show running-config interface {name}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from fiberflow.devices.base import Result
+from fiberflow.devices.bng.fleet import BngFleet
 from fiberflow.devices.bng.models import SubInterface
 
 
@@ -27,3 +28,7 @@ class BngDriver(Protocol):
     def remove_subscriber(self, vlan: int) -> Result: ...
 
     def get_subscriber(self, vlan: int) -> SubInterface | None: ...
+
+    def read_fleet(self) -> BngFleet: ...
+
+    def remove_interface(self, name: str) -> Result: ...

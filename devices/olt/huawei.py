@@ -29,6 +29,7 @@ from fiberflow.devices.olt.errors import (
     failure_line,
     raise_for_failure,
 )
+from fiberflow.devices.olt.fleet import OltFleet
 from fiberflow.devices.olt.models import OntInfo, OpticalInfo, ServicePort
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,26 @@ class HuaweiOlt:
             return []
         raise_for_failure(self.olt.name, cmd, out)
         return parsing.parse_service_ports(out)
+
+    def read_fleet(self) -> OltFleet:
+        """Every ONT and service-port of the OLT in one session: ``display ont info F
+        all`` per frame of the inventory's boards, then ``display service-port all``."""
+        frames = sorted({int(board.split("/")[0]) for board in self.olt.boards})
+        onts: list[OntInfo] = []
+        with self._session() as s:
+            for frame in frames:
+                out = self._checked(s, f"display ont info {frame} all", tolerate=NO_ONT_ON_PORT)
+                if not failure_line(out):
+                    onts += parsing.parse_ont_summary(out)
+            cmd = "display service-port all"
+            out = s.send(cmd)
+            line = failure_line(out)
+            if line and NO_SERVICE_PORT in line:
+                ports = []
+            else:
+                raise_for_failure(self.olt.name, cmd, out)
+                ports = parsing.parse_service_ports(out)
+        return OltFleet(self.olt.name, tuple(onts), tuple(ports))
 
     def read_autofind(self) -> list[AutofindOnt]:
         """``display ont autofind all``: every unregistered ONT on every PON port, one

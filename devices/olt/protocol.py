@@ -6,6 +6,7 @@ from typing import Protocol
 
 from fiberflow.devices.base import Result
 from fiberflow.devices.olt.autofind import AutofindOnt
+from fiberflow.devices.olt.fleet import OltFleet
 from fiberflow.devices.olt.models import OntInfo, OpticalInfo, ServicePort
 
 
@@ -43,3 +44,5 @@ class OltDriver(Protocol):
     def list_service_ports(self, fsp: str, ont_id: int) -> list[ServicePort]: ...
 
     def read_autofind(self) -> list[AutofindOnt]: ...
+
+    def read_fleet(self) -> OltFleet: ...

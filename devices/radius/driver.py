@@ -32,6 +32,9 @@ class Radius:
     def get(self, username: str) -> RadiusSubscriber | None:
         return self.store.get(username)
 
+    def read_all(self) -> dict[str, RadiusSubscriber]:
+        return self.store.read_all()
+
     def ensure_groups(self, plans: Iterable[Plan], walled_garden: str) -> Result:
         return self.store.ensure_groups(plans, walled_garden)
 

@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
@@ -215,6 +216,33 @@ class RadiusStore:
             ),
         )
 
+    def read_all(self) -> dict[str, RadiusSubscriber]:
+        """Every subscriber the tables name, by username: one SELECT per table (radcheck,
+        radreply, radusergroup), for the fleet drift check."""
+        with self._tx("read_all", lock=False) as s:
+            check_q = select(RadCheck.username, RadCheck.attribute, RadCheck.value)
+            reply_q = select(RadReply.username, RadReply.attribute, RadReply.op, RadReply.value)
+            group_q = select(RadUserGroup.username, RadUserGroup.groupname)
+            checks = s.execute(check_q.order_by(RadCheck.id)).all()
+            replies = s.execute(reply_q.order_by(RadReply.id)).all()
+            groups = s.execute(group_q.order_by(RadUserGroup.priority, RadUserGroup.id)).all()
+        users: dict[str, _UserRows] = {}
+        for name, attribute, value in checks:
+            u = users.setdefault(name, _UserRows())
+            if attribute == PASSWORD_ATTR and u.password is None:
+                u.password = value
+        for name, attribute, op, value in replies:
+            u = users.setdefault(name, _UserRows())
+            if attribute == IP_ATTR:
+                u.ip = u.ip or value
+            elif attribute == MASK_ATTR:
+                u.mask = u.mask or value
+            else:
+                u.extra.append(ReplyAttribute(attribute, op, value))
+        for name, group in groups:
+            users.setdefault(name, _UserRows()).groups.append(group)
+        return {name: u.subscriber(name) for name, u in users.items()}
+
     # -- internals --------------------------------------------------------------------
     @contextmanager
     def _tx(self, key: str, *, lock: bool = True) -> Iterator[Session]:
@@ -280,6 +308,22 @@ class RadiusStore:
             extra={"device": self.name, "command": command, "changed": result.changed},
         )
         self._audit(CommandRecord(self.name, command, result.diff, True, duration))
+
+
+@dataclass
+class _UserRows:
+    """One username's rows as read_all() collects them, table by table."""
+
+    password: str | None = None
+    ip: str | None = None
+    mask: str | None = None
+    groups: list[str] = field(default_factory=list)
+    extra: list[ReplyAttribute] = field(default_factory=list)
+
+    def subscriber(self, username: str) -> RadiusSubscriber:
+        return RadiusSubscriber(username=username, password=self.password, ip_address=self.ip,
+                                netmask=self.mask, groups=tuple(self.groups),
+                                extra_reply=tuple(self.extra))  # fmt: skip
 
 
 def _diff(current: list[_Row], desired: list[_Row]) -> str:

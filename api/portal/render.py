@@ -28,6 +28,7 @@ STATUS_LABELS: dict[str, str] = {
     ServiceStatus.TERMINATING: "Terminating…",
     ServiceStatus.TERMINATED: "Terminated",
     ServiceStatus.REPROVISIONING: "Reprovisioning…",
+    ServiceStatus.CHANGING_PLAN: "Changing plan…",
     ServiceStatus.FAILED: "Failed",
 }
 # A zero-touch order without a serial learns it when its ONT is connected.
@@ -148,6 +149,29 @@ def _plans_json() -> str:
     return json.dumps(plans, separators=(",", ":")).replace("<", "\\u003c")
 
 
+def _operations_json() -> str:
+    """The catalogue as the page's script reads it (static/progress.js ``configure``):
+    each operation's title and labels, where it ends and whether a failure restores the
+    service, every status label, the transitional statuses."""
+    operations = {
+        op.value: {
+            "title": entry.title,
+            "running": STATUS_LABELS.get(entry.running, entry.running.value),
+            "done": STATUS_LABELS.get(entry.ends_in) if entry.ends_in is not None else None,
+            "ends_in": entry.ends_in.value if entry.ends_in is not None else None,
+            "starts_from": sorted(s.value for s in entry.starts_from),
+            "restores_on_failure": entry.restores_on_failure,
+        }
+        for op, entry in catalogue.OPERATIONS.items()
+    }
+    data = {
+        "operations": operations,
+        "statuses": {str(k): v for k, v in STATUS_LABELS.items()},
+        "transitional": sorted(s.value for s in catalogue.TRANSITIONAL),
+    }
+    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+
+
 def _iso(value: datetime) -> str:
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)
     return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -160,7 +184,7 @@ def service_page(request: Request, principal: Principal, row: ServiceInstance) -
     updated = _iso(row.updated_at)
     body = _fill(
         "service.html",
-        raw={"plans": _plans_json()},
+        raw={"plans": _plans_json(), "operations": _operations_json()},
         base=base,
         plan=row.plan,
         customer_ref=row.customer_ref,

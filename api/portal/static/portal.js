@@ -1,19 +1,23 @@
 // The progress page: wires the server-rendered page to the live event feed.
 
 import { LiveEvents } from "./live.js";
-import { apply, createState, eventTypes } from "./progress.js";
+import { apply, configure, createState, eventTypes } from "./progress.js";
 import { View } from "./view.js";
 
-function readPlans(doc) {
+function readJson(doc, id) {
   try {
-    return JSON.parse(doc.getElementById("plans").textContent || "{}");
+    return JSON.parse(doc.getElementById(id)?.textContent || "{}");
   } catch {
     return {};
   }
 }
 
-// The facts above the card (the IP address) change with an operation: re-read them
-// from the REST API (same cookie) when one ends.
+function readPlans(doc) {
+  return readJson(doc, "plans");
+}
+
+// The facts above the card (the IP address, the plan) change with an operation: re-read
+// them from the REST API (same cookie) when one ends.
 async function refreshFacts(url) {
   try {
     const r = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
@@ -21,6 +25,8 @@ async function refreshFacts(url) {
     const service = await r.json();
     const ip = document.getElementById("ip-address");
     if (ip) ip.textContent = service.ip_address || "not assigned";
+    const plan = document.getElementById("service-plan");
+    if (plan && service.plan) plan.textContent = `Fibre ${service.plan}`;
   } catch {
     // Offline for a moment: the facts stay as they were.
   }
@@ -30,6 +36,8 @@ function main() {
   const root = document.getElementById("main");
   const d = root?.dataset;
   if (!d || !d.serviceId) return;
+  // The server's operations and labels first: the state and the event types read them.
+  configure(readJson(document, "operations"));
 
   const state = createState({
     status: d.status,

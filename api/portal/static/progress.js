@@ -28,6 +28,35 @@ const TRANSITIONAL = new Set([
   "reprovisioning",
 ]);
 
+// The tables above are a fallback: the page embeds the server's catalogue (every
+// operation with its title, labels and end statuses, every status label, the
+// transitional statuses), and configure() makes it the one the page reads, so an
+// operation the server knows streams and renders without an edit here.
+export function configure(data) {
+  for (const [op, o] of Object.entries(data?.operations ?? {})) {
+    OPERATIONS[op] = {
+      title: o.title,
+      running: o.running,
+      done: o.done,
+      endsIn: o.ends_in ?? null,
+      startsFrom: o.starts_from ?? [],
+      restoresOnFailure: Boolean(o.restores_on_failure),
+    };
+  }
+  Object.assign(STATUS_LABELS, data?.statuses ?? {});
+  for (const status of data?.transitional ?? []) TRANSITIONAL.add(status);
+}
+
+// Where a run that ends (well, or badly for an operation that restores the service on
+// failure) leaves the service: its declared end status, else the settled status the
+// service had before the run.
+function endStatus(state, op, ok) {
+  if (ok && op.endsIn) return op.endsIn;
+  if (ok && !op.startsFrom && op.done) return op.done.toLowerCase(); // fallback tables
+  if (state.settled) return state.settled;
+  return op.startsFrom?.length === 1 ? op.startsFrom[0] : null;
+}
+
 // Zero-touch activation: provisioning's step 1 while the order waits for its ONT. The
 // run that follows when the ONT appears starts afresh (its own step 1).
 const WAITING = "waiting";
@@ -72,6 +101,8 @@ export function createState(service) {
     final: null, // null | "completed" | "failed"
     error: service.error || null,
     serviceStatus: status,
+    // The last status the service rested in (not mid-operation, not failed).
+    settled: TRANSITIONAL.has(status) || status === "failed" ? null : status,
     statusLabel: statusLabel(status, service.error),
     transitional: TRANSITIONAL.has(status),
     events: 0,
@@ -184,10 +215,12 @@ export function apply(state, event) {
     state.percent = 100;
     state.stepStatus = "completed";
     state.message = `${op.title} finished`;
-    state.serviceStatus = op.done.toLowerCase();
-    state.statusLabel = op.done;
+    const status = endStatus(state, op, true) ?? "active";
+    state.serviceStatus = status;
+    state.settled = status;
+    state.statusLabel = STATUS_LABELS[status] ?? op.done ?? status;
     state.transitional = false;
-    return `${op.title} finished. The service is ${op.done.toLowerCase()}.`;
+    return `${op.title} finished. The service is ${state.statusLabel.toLowerCase()}.`;
   }
 
   // failed
@@ -200,9 +233,17 @@ export function apply(state, event) {
   state.error = data.error;
   state.stepStatus = "failed";
   state.message = data.error;
+  state.transitional = false;
+  // A plan change that fails puts the old plan back: the service is still in service.
+  const back = op.restoresOnFailure ? endStatus(state, op, false) : null;
+  if (back) {
+    state.serviceStatus = back;
+    state.statusLabel = STATUS_LABELS[back] ?? back;
+    return `${op.title} failed at step ${data.step}: ${data.error}. ` +
+      `Nothing changed: the service is ${state.statusLabel.toLowerCase()}.`;
+  }
   state.serviceStatus = "failed";
   state.statusLabel = statusLabel("failed", data.error);
-  state.transitional = false;
   return `${op.title} failed at step ${data.step}: ${data.error}`;
 }
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, status
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -117,9 +117,18 @@ def get_discovery(principal: OperatorDep, session: SessionDep) -> DiscoveryOut:
 @router.patch("/api/v1/services/{service_id}", response_model=ServiceOut, responses=ERRORS,
               summary="Give a zero-touch order (awaiting_ont) the serial of its ONT")  # fmt: skip
 def set_serial(
-    service_id: str, principal: OperatorDep, session: SessionDep, body: SerialUpdate
+    service_id: str,
+    principal: OperatorDep,
+    session: SessionDep,
+    body: Annotated[SerialUpdate | None, Body()] = None,
 ) -> ServiceOut:
+    # The body is optional to FastAPI so that a service the caller may not see is 404
+    # whatever was sent (never a 422 that tells an id apart from a missing body).
     row = get_visible_service(session, principal, service_id)
+    if body is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, 'ont_serial: required, as {"ont_serial": SN}'
+        )
     if row.status != ServiceStatus.AWAITING_ONT:
         raise HTTPException(
             status.HTTP_409_CONFLICT,

@@ -48,6 +48,11 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("POST", S + "/{service_id}/resume"): Entry("service", operator_only=True, owner=409),
     ("POST", S + "/{service_id}/terminate"): Entry("service", operator_only=True, owner=409),
     ("GET", S + "/{service_id}/events"): Entry("service"),
+    # Zero-touch activation. PATCH without a body: 422 for the owner, 404 for others.
+    ("PATCH", S + "/{service_id}"): Entry("service", operator_only=True, owner=422),
+    # Device sightings are shared; its waiting orders are the caller's tenant's only
+    # (tests/api/test_zero_touch.py checks another tenant's order is not listed).
+    ("GET", "/api/v1/discovery"): Entry("shared", operator_only=True),
     ("GET", S + "/lifecycle/statistics"): Entry("tenant", operator_only=True),
     ("GET", "/api/v1/inventory"): Entry("shared", operator_only=True),
     ("GET", "/api/v1/realtime/service-lifecycle/{service_id}"): Entry("service"),

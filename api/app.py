@@ -13,10 +13,12 @@ from fiberflow import __version__
 from fiberflow.api import errors, metrics, portal, realtime
 from fiberflow.api.routes import (
     discovery,
+    drift_checks,
     events,
     health,
     inventory,
     plan_change,
+    reprovision,
     services,
     statistics,
 )
@@ -87,6 +89,8 @@ def create_app(
     app.include_router(services.router)
     app.include_router(plan_change.router)
     app.include_router(discovery.router)
+    app.include_router(reprovision.router)
+    app.include_router(drift_checks.router)
     app.include_router(inventory.router)
     app.include_router(events.router)
     app.include_router(realtime.router)

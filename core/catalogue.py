@@ -273,15 +273,23 @@ OPERATIONS: Mapping[Operation, LifecycleOperation] = MappingProxyType(
 )
 
 # Deployments that run no operation of their own.
+# The nightly drift check: each device read once, only drifted services reprovisioned.
 REPROVISION_NIGHTLY = Deployment(
     name="reprovision-nightly",
-    entrypoint="fiberflow.flows.reprovision:reprovision_all",
-    flow="reprovision-all",
-    description="Nightly drift repair of every active service",
+    entrypoint="fiberflow.flows.drift_check:drift_check",
+    flow="drift-check",
+    description="Nightly drift check of the whole fleet; repairs the services that drifted",
     cron="30 2 * * *",
     # One nightly run at a time: a run still going when the next is due keeps going alone.
     concurrency_limit=1,
     collision_strategy="CANCEL_NEW",
+)
+# The same flow on demand (POST /api/v1/drift-checks, GET /api/v1/services/{id}/drift).
+DRIFT_CHECK = Deployment(
+    name="drift-check",
+    entrypoint="fiberflow.flows.drift_check:drift_check",
+    flow="drift-check",
+    description="Drift check on demand: the whole fleet, or one service's devices",
 )
 RECONCILE = Deployment(
     name="reconcile",
@@ -304,6 +312,7 @@ DISCOVER_ONTS = Deployment(
 DEPLOYMENTS: tuple[Deployment, ...] = (
     *(entry.deployment for entry in OPERATIONS.values()),
     REPROVISION_NIGHTLY,
+    DRIFT_CHECK,
     RECONCILE,
     DISCOVER_ONTS,
 )

@@ -168,3 +168,32 @@ def workflow_ended(
     if duration is not None:
         WORKFLOW_DURATION.labels(operation=operation).observe(duration)
     return duration
+
+
+# -- drift checks ---------------------------------------------------------------------------
+DRIFT_CHECK_SERVICES = Counter(
+    "drift_check_services_total",
+    "Services seen by drift checks, by outcome (checked, in_sync, drifted, repaired, failed, "
+    "skipped, unreadable)",
+    ["outcome"],
+)
+DRIFT_CHECK_ORPHANS = Counter(
+    "drift_check_orphans_total",
+    "Orphans drift checks found (device or RADIUS state no live service owns), by kind",
+    ["kind"],
+)
+DRIFT_CHECK_DURATION = Histogram(
+    "drift_check_duration_seconds",
+    "Wall time of a fleet drift check, start to report",
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+
+
+def drift_check_finished(
+    counts: dict[str, int], orphans_by_kind: dict[str, int], duration_s: float
+) -> None:
+    for outcome, n in counts.items():
+        DRIFT_CHECK_SERVICES.labels(outcome=outcome).inc(n)
+    for kind, n in orphans_by_kind.items():
+        DRIFT_CHECK_ORPHANS.labels(kind=kind).inc(n)
+    DRIFT_CHECK_DURATION.observe(max(duration_s, 0.0))

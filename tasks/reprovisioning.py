@@ -121,6 +121,7 @@ def _read_bng(ctx: RunContext | None, want: Wanted) -> list[Drift]:
     return [
         Drift("bng", item, str(expected), str(found))
         for item, expected, found in (
+            ("vlan", want.vlan, sub.vlan),
             ("ip_address", want.ip, sub.ip_address),
             ("netmask", want.netmask, sub.netmask),
             ("policy_in", want.plan.policy_in, sub.policy_in),

@@ -48,6 +48,13 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("POST", S + "/{service_id}/resume"): Entry("service", operator_only=True, owner=409),
     ("POST", S + "/{service_id}/terminate"): Entry("service", operator_only=True, owner=409),
     ("GET", S + "/{service_id}/events"): Entry("service"),
+    # Drift checks: a pending service has no plan state to compare or repair (409).
+    ("POST", S + "/{service_id}/reprovision"): Entry("service", operator_only=True, owner=409),
+    ("GET", S + "/{service_id}/drift"): Entry("service", operator_only=True, owner=409),
+    # Fleet-wide (the devices are shared); another tenant's check and the service entries
+    # of other tenants in a report: tests/api/test_drift_checks.py.
+    ("POST", "/api/v1/drift-checks"): Entry("shared", operator_only=True),
+    ("GET", "/api/v1/drift-checks/{check_id}"): Entry("shared", operator_only=True),
     # Zero-touch activation. PATCH without a body: 422 for the owner, 404 for others.
     ("PATCH", S + "/{service_id}"): Entry("service", operator_only=True, owner=422),
     # Device sightings are shared; its waiting orders are the caller's tenant's only

@@ -2,6 +2,7 @@
 
 from fiberflow.core.db.models.base import Base, utcnow
 from fiberflow.core.db.models.discovery import OntSighting
+from fiberflow.core.db.models.drift import DriftCheck
 from fiberflow.core.db.models.ipam import IpAllocation, IpPool, VlanAllocation
 from fiberflow.core.db.models.logs import DeviceCommandAudit, EventLog
 from fiberflow.core.db.models.radius import (
@@ -23,6 +24,7 @@ __all__ = [
     "TRANSITIONAL",
     "Base",
     "DeviceCommandAudit",
+    "DriftCheck",
     "EventLog",
     "InvalidTransition",
     "IpAllocation",

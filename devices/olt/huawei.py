@@ -33,6 +33,8 @@ from fiberflow.devices.olt.fleet import OltFleet
 from fiberflow.devices.olt.models import OntInfo, OpticalInfo, ServicePort
 
 log = logging.getLogger(__name__)
+# Tries at a free ONT id when sessions of concurrent orders race for the same port.
+PICK_ATTEMPTS = 5
 
 MAX_ONT_ID = 127
 ONT_MISSING = "The required ONT does not exist"
@@ -187,18 +189,28 @@ class HuaweiOlt:
                 raise OntSerialExists(
                     self.olt.name, f"{sn} is already ONT {existing.ont_id} on {existing.fsp}"
                 )
-            if i is None:
-                i = self._free_id(s, f, slot, p)
-            else:
+            pick = i is None
+            if i is not None:
                 other = self._get_ont(s, f, slot, p, i)
                 if other is not None:
                     raise OntIdInUse(self.olt.name, f"ONT {port} {i} holds {other.serial}")
-            cmd = (
-                f"ont add {p} {i} sn-auth {sn} omci ont-lineprofile-id {line} "
-                f'ont-srvprofile-id {srv} desc "{desc}"'
-            )
-            out = self._in_interface(s, f, slot, cmd)
-            raise_for_failure(self.olt.name, cmd, out)
+            for attempt in range(1, PICK_ATTEMPTS + 1):
+                if pick:
+                    i = self._free_id(s, f, slot, p)
+                cmd = (
+                    f"ont add {p} {i} sn-auth {sn} omci ont-lineprofile-id {line} "
+                    f'ont-srvprofile-id {srv} desc "{desc}"'
+                )
+                out = self._in_interface(s, f, slot, cmd)
+                try:
+                    raise_for_failure(self.olt.name, cmd, out)
+                except OntIdInUse:
+                    # Another session (another order on this port) took the id between
+                    # our read and our add: read again and take the next free one.
+                    if not pick or attempt == PICK_ATTEMPTS:
+                        raise
+                    continue
+                break
             success, _ = parsing.parse_ont_add(out)
             if success != 1:
                 raise OltCommandFailed(self.olt.name, f"{cmd!r}: success {success}")

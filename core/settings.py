@@ -37,7 +37,8 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(
         default=None,
-        description="postgresql://USER@HOST:PORT/DB or sqlite:///PATH; default SQLite in DATA_DIR",
+        description="postgresql://USER@HOST:PORT/DB or sqlite:///PATH; default: `up` runs a "
+        "PostgreSQL of its own under DATA_DIR (stack/postgres_server.py)",
     )
     redis_url: str | None = Field(
         default=None, description="redis://HOST:PORT/DB; default: a Redis server of our own"
@@ -56,7 +57,8 @@ class Settings(BaseSettings):
     prefect_database_url: str | None = Field(
         default=None,
         description="database of the Prefect server `up` starts: postgresql://USER@HOST:PORT/DB "
-        "(default SQLite in DATA_DIR, which answers 'database is locked' under concurrent runs)",
+        "(an empty database of its own) or sqlite:///PATH; default: the `prefect` database "
+        "of the embedded PostgreSQL",
     )
     # Seconds between the API's checks for services whose flow run died (0: off).
     reconcile_interval_seconds: float = Field(default=15.0, ge=0)

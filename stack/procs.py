@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -30,6 +31,10 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     die_with_parent(signal.SIGTERM)
+
+
+def _primary_group(user: str | None) -> int | None:
+    return pwd.getpwnam(user).pw_gid if user else None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -55,6 +60,7 @@ class Child:
     log_path: Path
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] | None = None
+    user: str | None = None
 
     @property
     def pid(self) -> int:
@@ -75,7 +81,16 @@ class Supervisor:
     log_dir: Path
     children: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        *,
+        user: str | None = None,
+    ) -> Child:
+        """Start ``argv`` in a process group of its own, output to ``<log_dir>/<name>.log``;
+        ``user`` (as root only) runs it as that user."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         out = log_path.open("ab")
@@ -86,10 +101,17 @@ class Supervisor:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # The user switch happens before preexec_fn in the child, so the death
+            # signal (cleared by a credential change) is set for the final user.
+            # With the user's own group and no supplementary ones: root's group would
+            # otherwise stay, and the group bits of root-owned folders then apply.
+            user=user,
+            group=_primary_group(user),
+            extra_groups=[] if user else None,
             preexec_fn=_die_with_parent,
         )
         out.close()
-        child = Child(name, proc, log_path, argv, env)
+        child = Child(name, proc, log_path, argv, env, user)
         self.children.append(child)
         log.info("started %s (pid %d)", name, proc.pid, extra={"child": name})
         return child
@@ -109,7 +131,7 @@ class Supervisor:
         """Start a child that exited again (what is left of its group is killed first)."""
         _signal_group(child.pid, signal.SIGKILL)
         self.children.remove(child)
-        return self.start(child.name, child.argv, env=child.env)
+        return self.start(child.name, child.argv, env=child.env, user=child.user)
 
     def dead(self) -> Child | None:
         return next((c for c in self.children if not c.alive()), None)

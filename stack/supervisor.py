@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +30,12 @@ from fiberflow.core.metrics import MULTIPROC_ENV, metrics_dir, reset_metrics_dir
 from fiberflow.core.settings import STACK_FILE, ConfigError, Settings
 from fiberflow.flows.deployments import WORK_POOL
 from fiberflow.stack import preflight
+from fiberflow.stack.postgres_server import (
+    EmbeddedPostgres,
+    EmbeddedPostgresError,
+    ensure_cluster,
+    run_as,
+)
 from fiberflow.stack.procs import Child, Supervisor, free_port
 from fiberflow.stack.redis_server import redis_command
 
@@ -115,6 +122,7 @@ class Stack:
         self.sup = Supervisor(self.data_dir / "logs")
         self.info: dict[str, Any] = {}
         self._stop = False
+        self.prefect_db_url = settings.prefect_database_url
 
     # -- stack.json -------------------------------------------------------------------
     def publish(self, **values: Any) -> None:
@@ -126,7 +134,9 @@ class Stack:
         os.replace(tmp, path)
 
     # -- start-up ---------------------------------------------------------------------
-    def preflight(self) -> str:
+    def preflight(self) -> str | None:
+        """Checks what the settings name; returns the project database URL, or None for
+        the embedded PostgreSQL."""
         s = self.settings
         preflight.data_dir(self.data_dir)
         preflight.port_free("--api-port", self.opts.api_port)
@@ -134,8 +144,9 @@ class Stack:
         if self.opts.api_port == self.opts.prefect_port:
             raise ConfigError("--prefect-port", "must differ from --api-port")
         s.jwt_key()
-        db_url = s.database_url or f"sqlite:///{self.data_dir / 'fiberflow.db'}"
-        preflight.database(db_url)
+        db_url = s.database_url
+        if db_url:
+            preflight.database(db_url)
         if s.prefect_database_url:
             prefect_database_url(s.prefect_database_url)  # refuses what asyncpg can't take
             preflight.database(s.prefect_database_url, "FIBERFLOW_PREFECT_DATABASE_URL")
@@ -158,6 +169,21 @@ class Stack:
         env.update(extra)
         return env
 
+    def start_postgres(self) -> EmbeddedPostgres | None:
+        """The embedded PostgreSQL, unless both databases are configured."""
+        if self.settings.database_url and self.settings.prefect_database_url:
+            return None
+        pg = EmbeddedPostgres(self.data_dir, free_port())
+        try:
+            user = run_as()
+            ensure_cluster(pg, user)
+        except (EmbeddedPostgresError, OSError, subprocess.CalledProcessError) as exc:
+            raise StackError(f"the embedded PostgreSQL could not start: {exc}") from None
+        self.sup.start("postgres", pg.command(), env=self._child_env(), user=user)
+        self._wait("postgres", pg.ready, 60)
+        pg.create_databases()
+        return pg
+
     def start_redis(self) -> str:
         if self.settings.redis_url:
             return self.settings.redis_url
@@ -175,11 +201,9 @@ class Stack:
         argv = [sys.executable, "-m", "prefect", "server", "start"]
         argv += ["--host", "127.0.0.1", "--port", str(port)]
         env = self._child_env()
-        if self.settings.prefect_database_url:
+        if self.prefect_db_url:
             # Only the server gets it: the URL may carry a password.
-            env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database_url(
-                self.settings.prefect_database_url
-            )
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database_url(self.prefect_db_url)
         self.sup.start("prefect-server", argv, env=env)
         self._wait("prefect-server", lambda: _http_ok(f"{api_url}/health"), READY_TIMEOUT)
         return api_url
@@ -263,6 +287,11 @@ class Stack:
         signal.signal(signal.SIGINT, self._on_signal)
         try:
             reset_metrics_dir(metrics_dir(self.data_dir))
+            embedded = self.start_postgres()
+            if embedded is not None:
+                db_url = db_url or embedded.url("fiberflow")
+                self.prefect_db_url = self.prefect_db_url or embedded.url("prefect")
+            assert db_url is not None
             upgrade(db_url)
             inventory = str(self.settings.inventory) if self.settings.inventory else None
             expect = ["prefect", "worker", "deployments"] + ([] if inventory else ["lab"])

@@ -42,12 +42,22 @@ def test_up_on_embedded_defaults_serves_health_and_prefect(tmp_path: Path) -> No
         assert report["db"] == "ok" and report["redis"] == "ok" and report["prefect"] == "ok"
         info = stack.info()
         assert info["redis_url"].startswith("redis://127.0.0.1:")
-        assert info["database_url"].startswith("sqlite:///")
+        # Its own PostgreSQL for the project and the Prefect server (no SQLite file).
+        assert info["database_url"].startswith("postgresql://postgres@127.0.0.1:")
+        assert info["database_url"].endswith("/fiberflow")
+        assert (stack.data_dir / "postgres" / "PG_VERSION").exists()
+        assert "postgres" in info["children"]
         prefect = httpx.get(f"http://127.0.0.1:{stack.prefect_port}/api/health", timeout=5)
         assert prefect.status_code == 200
         ui = httpx.get(f"http://127.0.0.1:{stack.prefect_port}/", timeout=5)
         assert ui.status_code == 200 and "<html" in ui.text.lower()
-        assert (stack.data_dir / "prefect" / "prefect.db").exists()
+        assert not (stack.data_dir / "prefect" / "prefect.db").exists()
+        prefect_db = info["database_url"].rpartition("/")[0] + "/prefect"
+        engine = make_engine(prefect_db)
+        with engine.connect() as conn:
+            names = set(conn.execute(text("SELECT name FROM deployment")).scalars())
+        engine.dispose()
+        assert {spec.name for spec in DEPLOYMENTS} <= names
         _stop_and_check_nothing_left(stack)
 
 

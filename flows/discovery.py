@@ -15,7 +15,13 @@ from prefect import flow
 
 from fiberflow.core import catalogue
 from fiberflow.core.discovery import Sighting
-from fiberflow.tasks.discovery import bind, match, read_autofind, record_sightings
+from fiberflow.tasks.discovery import (
+    bind,
+    forget_other_olts,
+    match,
+    read_autofind,
+    record_sightings,
+)
 from fiberflow.tasks.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -29,7 +35,9 @@ class OltsUnread(RuntimeError):
 def discover_onts() -> dict[str, object]:
     seen: list[Sighting] = []
     unread: list[str] = []
-    for olt in runtime().inventory.olts:
+    olts = runtime().inventory.olts
+    forget_other_olts([olt.name for olt in olts])
+    for olt in olts:
         try:
             found = read_autofind(olt.name)
         except Exception as exc:

@@ -61,6 +61,13 @@ def record_sightings(olt: str, sightings: list[Sighting]) -> None:
         )
 
 
+@task(name="forget-removed-olts", cache_policy=NO_CACHE)
+def forget_other_olts(olts: list[str]) -> None:
+    """Drop the sightings of OLTs the inventory no longer names (they are read no more)."""
+    with runtime().sessions() as s, s.begin():
+        s.execute(delete(OntSighting).where(OntSighting.olt.not_in(olts)))
+
+
 def waiting_orders() -> list[WaitingOrder]:
     with runtime().sessions() as s:
         rows = s.scalars(

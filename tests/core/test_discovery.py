@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from fiberflow.core import catalogue
+from fiberflow.core.catalogue import TRANSITIONAL, Operation, ServiceStatus
+from fiberflow.core.db.models import InvalidTransition, ServiceInstance
 from fiberflow.core.discovery import Binding, Sighting, WaitingOrder, decide
 
 SN_A = "485754430000000A"
@@ -64,3 +69,37 @@ def test_a_serial_on_the_wrong_olt_or_nowhere_keeps_waiting() -> None:
 def test_an_order_that_names_a_serial_is_not_given_another_ont() -> None:
     d = decide([seen(SN_B)], [order("s1", SN_A)])
     assert d.bindings == [] and "has not appeared" in d.waiting["s1"]
+
+
+def test_the_zero_touch_status_machine() -> None:
+    svc = ServiceInstance()
+    svc.await_ont()
+    assert svc.status == "awaiting_ont"
+    with pytest.raises(InvalidTransition):
+        svc.await_ont()
+    for op in (Operation.SUSPENSION, Operation.RESUMPTION, Operation.REPROVISIONING):
+        with pytest.raises(InvalidTransition):
+            svc.begin(op)
+    with pytest.raises(InvalidTransition):
+        svc.fail("a waiting order is not mid-operation")
+    svc.begin(Operation.PROVISIONING)
+    assert svc.status == "provisioning"
+    with pytest.raises(InvalidTransition):
+        svc.withdraw()  # bound: terminating it is a run like any other
+
+    waiting = ServiceInstance()
+    waiting.await_ont()
+    waiting.withdraw()
+    assert (waiting.status, waiting.current_operation) == ("terminated", "termination")
+    with pytest.raises(InvalidTransition):
+        ServiceInstance(status="active").await_ont()
+    assert ServiceStatus.AWAITING_ONT not in TRANSITIONAL  # the reconciler leaves it alone
+
+
+def test_the_discovery_deployment() -> None:
+    d = catalogue.DISCOVER_ONTS
+    assert d in catalogue.DEPLOYMENTS and d.full_name == "discover-onts/discover-onts"
+    assert (d.cron, d.concurrency_limit, d.collision_strategy) == ("* * * * *", 1, "CANCEL_NEW")
+    step = catalogue.AWAITING_ONT_STEP
+    assert (step.operation, step.number, step.total, step.status) == (
+        Operation.PROVISIONING, 1, len(catalogue.PROVISIONING.steps), "waiting")  # fmt: skip

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 
+import pytest
 from prefect.flow_engine import load_flow_run, run_flow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fiberflow.core.db.models import DeviceCommandAudit, OntSighting, ServiceInstance
-from fiberflow.flows.discovery import discover_onts
+from fiberflow.flows.discovery import OltsUnread, discover_onts
 from fiberflow.flows.provision import provision
 from fiberflow.lab.devices import LabOlt
 from tests.fixtures.lifecycle import TENANT, Lifecycle
@@ -100,3 +102,30 @@ def test_a_pass_binds_what_is_certain_and_provisions_it(
     with Session(lc.engine) as s:
         left = {r.serial for r in s.scalars(select(OntSighting))}
     assert left == {SN_STRAY, SN_GONE}
+
+
+def test_an_unreadable_olt_keeps_its_sightings_and_fails_the_pass_after_the_rest(
+    lifecycle: Lifecycle, prefect_deployments: str
+) -> None:
+    lc = lifecycle
+    order = waiting(lc, "0/1/3", SN_EXACT)
+    olt1 = lc.lab.device("olt-1")
+    assert isinstance(olt1, LabOlt)
+    olt1.plug("0/1/3", SN_EXACT)
+    earlier = datetime(2026, 1, 1, tzinfo=UTC)
+    with Session(lc.engine) as s, s.begin():
+        s.add_all([
+            OntSighting(olt="olt-2", pon_port="0/2/1", serial=SN_STRAY, seen_at=earlier),
+            OntSighting(olt="olt-9", pon_port="0/1/1", serial=SN_GONE, seen_at=earlier),
+        ])  # fmt: skip
+    lc.lab.device("olt-2").faults.update(auth_failure=True)
+
+    with pytest.raises(OltsUnread, match="olt-2"):
+        discover_onts()
+
+    svc = lc.service(order)
+    assert (svc.status, svc.ont_serial) == ("provisioning", SN_EXACT) and svc.flow_run_id
+    with Session(lc.engine) as s:
+        stored = {(r.olt, r.serial) for r in s.scalars(select(OntSighting))}
+    # olt-2's last good read stays (with its old time); olt-9 left the inventory.
+    assert stored == {("olt-1", SN_EXACT), ("olt-2", SN_STRAY)}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,9 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from sqlalchemy import text
 
+from fiberflow.core.db.engine import make_engine
 from fiberflow.lab.admin import admin_call
 from fiberflow.lab.harness import running_stack, wait_healthy
 from tests.fixtures.stack import start_slow_provisioning
@@ -38,7 +39,7 @@ def _wait_failed(stack: Any, sid: str, auth: dict[str, str]) -> dict:
         try:
             svc = httpx.get(f"{stack.api_url}/api/v1/services/{sid}", headers=auth).json()
         except httpx.TimeoutException:
-            # Under a loaded CI box the API answered one poll late (SQLite write lock
+            # Under a loaded CI box the API answered one poll late (database write lock
             # held by the reconcile run): poll again, the deadline still bounds it.
             continue
         if svc["status"] == "failed":
@@ -52,9 +53,11 @@ def _assert_compensated(stack: Any, svc: dict, ports: dict) -> None:
     assert (svc["ip_address"], svc["vlan"], svc["ont_id"]) == (None, None, None)
     assert admin_call(ports["olt-1"], "dump") == {"onts": [], "service_ports": []}
     assert admin_call(ports["bng-1"], "dump") == {"subinterfaces": []}
-    db = sqlite3.connect(stack.data_dir / "fiberflow.db")
-    for table in ("ip_allocations", "vlan_allocations", "radcheck", "radreply"):
-        assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+    engine = make_engine(stack.info()["database_url"])
+    with engine.connect() as conn:
+        for table in ("ip_allocations", "vlan_allocations", "radcheck", "radreply"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+    engine.dispose()
 
 
 def test_sigkilled_flow_run_process_is_failed_and_compensated(tmp_path: Path) -> None:
@@ -62,10 +65,12 @@ def test_sigkilled_flow_run_process_is_failed_and_compensated(tmp_path: Path) ->
     with running_stack(tmp_path, FIBERFLOW_RECONCILE_INTERVAL_SECONDS="0") as stack:
         wait_healthy(stack.api_url, stack.proc)
         sid, auth, ports = start_slow_provisioning(stack, "48575443AABBCC01")
-        db = sqlite3.connect(stack.data_dir / "fiberflow.db")
-        (run_process,) = db.execute(
-            "SELECT run_process FROM service_instances WHERE id = ?", (sid,)
-        ).fetchone()
+        engine = make_engine(stack.info()["database_url"])
+        with engine.connect() as conn:
+            run_process = conn.execute(
+                text("SELECT run_process FROM service_instances WHERE id = :id"), {"id": sid}
+            ).scalar_one()
+        engine.dispose()
         host, _, pid = run_process.rpartition(":")
         worker_pid = stack.info()["children"]["worker"]
         run = psutil.Process(int(pid))

@@ -1,6 +1,8 @@
 """Reprovisioning: per service, read device + RADIUS state, diff against the database,
-re-apply only what drifted. ``reprovision_all`` is the nightly run over every active
-service (one subflow each, so every service gets its own events and run history)."""
+re-apply only what drifted. ``reprovision_all`` runs it over every active service (one
+subflow each, devices read per service); the nightly deployment runs the fleet drift
+check instead (flows/drift_check.py), which reads each device once and starts this flow
+for the drifted services only."""
 
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ def _reprovision_one(service_id: str) -> dict[str, str]:
 # ~3 in flight on average (bench/reprovision_bulk.py). The task runner's pool holds the
 # window; a task run is created when its thread picks it up, not at submit.
 @flow(
-    name=catalogue.REPROVISION_NIGHTLY.flow,
+    name="reprovision-all",
     # Prefect types the runner generic over its futures; its own docs write it this way.
     task_runner=ThreadPoolTaskRunner(max_workers=NIGHTLY_PARALLELISM),  # type: ignore[arg-type]
 )

@@ -37,7 +37,7 @@ def test_registered_deployments(prefect_api: str) -> None:
     by_name = {d["name"]: d for d in found}
     nightly = by_name["reprovision-nightly"]
     assert nightly["work_pool_name"] == WORK_POOL
-    assert nightly["entrypoint"].startswith("fiberflow.flows.reprovision")
+    assert nightly["entrypoint"] == "fiberflow.flows.drift_check.drift_check"
     assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["30 2 * * *"]
     # Prefect 3.9 stores a deployment's limit as a global concurrency limit.
     assert nightly["global_concurrency_limit"]["limit"] == 1

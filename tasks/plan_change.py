@@ -174,6 +174,20 @@ def complete_plan_change(change: PlanChange) -> None:
     service.finish(change.service.id, Operation.PLAN_CHANGE, plan=change.new.name)
 
 
+def back_to_active(service_id: str, error: str) -> bool:
+    """``changing_plan`` -> ``active`` (the row still names the old plan), with ``error``
+    kept for operators (GET shows it; the next operation clears it). False if the row
+    had left ``changing_plan`` already."""
+    (before,) = ENTRY.starts_from
+    with runtime().sessions() as s, s.begin():
+        row = s.get(ServiceInstance, service_id)
+        if row is None or row.status != ENTRY.running.value:
+            return False
+        row.status = before.value
+        row.error = error[:2000]
+        return True
+
+
 def restore_service(ctx: RunContext, exc: BaseException, plan: str) -> None:
     """The run failed and compensation has run: the service is ``active`` again on its
     old plan, committed before the flow's ``on_failure`` hook publishes the failed event.
@@ -181,19 +195,12 @@ def restore_service(ctx: RunContext, exc: BaseException, plan: str) -> None:
     reconciler got there first): that failed event is not ours to publish."""
     error = ctx.error or str(exc) or type(exc).__name__
     ctx.error = error
-    (before,) = ENTRY.starts_from
     try:
-        with runtime().sessions() as s, s.begin():
-            row = s.get(ServiceInstance, ctx.service_id)
-            ctx.failed_here = row is not None and row.status == ENTRY.running.value
-            if row is not None and ctx.failed_here:
-                row.status = before.value
-                # Kept for operators (GET shows it); the next operation clears it.
-                row.error = f"plan change to {plan} failed: {error}"[:2000]
+        ctx.failed_here = back_to_active(ctx.service_id, f"plan change to {plan} failed: {error}")
     except Exception:
         log.exception("could not return the service to active", extra=ctx.log_extra())
         return
     log.warning(
         "plan change failed; service restored",
-        extra=ctx.log_extra(status=ServiceStatus(before).value, plan=plan, error=error),
+        extra=ctx.log_extra(status=ServiceStatus.ACTIVE.value, plan=plan, error=error),
     )

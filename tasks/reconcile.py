@@ -1,5 +1,6 @@
 """Compensation of a run that crashed: its rollback hooks never ran, so tear down
-whatever the interrupted operation may have left, then fail the service."""
+whatever the interrupted operation may have left, then fail the service. A plan change
+instead gets its recorded plan back and stays active (tasks/plan_recovery.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fiberflow.core import catalogue, metrics
 from fiberflow.core.db.models import TRANSITIONAL, Operation, ServiceStatus
 from fiberflow.tasks import service, teardown
 from fiberflow.tasks.context import RunContext
+from fiberflow.tasks.plan_recovery import recover_plan_change
 from fiberflow.tasks.retry import device_task
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,9 @@ def compensate_crashed_run(service_id: str, reason: str) -> str:
     run_id = svc.flow_run_id or "reconciler"
     operation = Operation(svc.current_operation or Operation.PROVISIONING.value)
     ctx = RunContext(svc.id, svc.tenant_id, operation, run_id)
+    if operation is Operation.PLAN_CHANGE and svc.status == catalogue.PLAN_CHANGE.running:
+        # A plan change leaves the service where it was: active, on the old plan.
+        return recover_plan_change(ctx, svc, reason)
     provisioning = operation is Operation.PROVISIONING or svc.status == "pending"
     if provisioning:
         # A failed provisioning leaves nothing behind, however far it got.

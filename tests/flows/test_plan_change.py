@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from fiberflow.core.db.models import DeviceCommandAudit, Operation
 from fiberflow.devices.radius.sql import RadiusStore
@@ -207,3 +207,43 @@ def test_the_flow_refuses_what_the_api_would(lifecycle: Lifecycle) -> None:
         assert events[-1][1]["step"] == 1
     assert _group(lifecycle, user) == ("100M",)
     assert _policies(lifecycle) == [OLD]
+
+
+def test_a_crashed_plan_change_is_restored_by_the_reconciler(lifecycle: Lifecycle) -> None:
+    """The run died after steps 2 and 3 (its rollback hooks never ran): the reconcile
+    flow puts the recorded plan back in RADIUS and on the BNG, the service is active on
+    it again (not failed), and the failed event names the crash."""
+    from fiberflow.devices.registry import bng_driver
+    from fiberflow.flows.reconcile import reconcile
+
+    sid, user = _provisioned(lifecycle)
+    svc = lifecycle.service(sid)
+    lifecycle.begin(sid, Operation.PLAN_CHANGE)
+    dead_run = "0c7e4b1a-5d2f-4e3a-9b8c-1d2e3f4a5b6c"
+    with lifecycle.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE service_instances SET flow_run_id = :run WHERE id = :id"),
+            {"run": dead_run, "id": sid},
+        )
+    # What the dead run had done: the new plan in RADIUS and on the BNG.
+    RadiusStore(lifecycle.engine).set_group(user, "500M")
+    assert svc.vlan is not None
+    inv = lifecycle.lab.inventory
+    bng_driver(inv.bng("bng-1"), inv.walled_garden_policy).restore_plan(svc.vlan, *NEW)
+    assert _policies(lifecycle) == [NEW]
+
+    outcome = reconcile(sid, "flow run crashed: worker lost")
+
+    assert outcome == "restored"
+    after = lifecycle.service(sid)
+    assert (after.status, after.plan) == ("active", "100M")
+    assert "flow run crashed: worker lost" in (after.error or "")
+    assert _group(lifecycle, user) == ("100M",)
+    assert _policies(lifecycle) == [OLD]
+    events = _events(lifecycle, sid, dead_run)
+    assert events[-2][1]["status"] == "rolled_back"
+    assert events[-1][0] == "service.plan_change.failed"
+    assert "flow run crashed: worker lost" in events[-1][1]["error"]
+    # Run again (a second reporter of the same dead run): nothing more happens.
+    assert reconcile(sid, "flow run crashed: worker lost").startswith("nothing to do")
+    assert len(_events(lifecycle, sid, dead_run)) == len(events)

@@ -71,6 +71,9 @@ class ServiceOut(BaseModel):
     vlan: int | None
     ip_address: str | None
     radius_username: str | None
+    ont_rx_power_dbm: float | None = Field(
+        description="The ONT's receive power (dBm) when it was last tested; null: never"
+    )
     description: str | None
     flow_run_id: str | None
     current_operation: str | None

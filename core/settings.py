@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=15.0, ge=0)
     # How long provisioning's test step waits for a new ONT to report online.
     ont_online_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Optical acceptance: an ONT receiving less than this (dBm) fails the testing step of
+    # provisioning and ONT replacement. -27 dBm is the GPON class B+ receiver sensitivity.
+    min_rx_power_dbm: float = Field(default=-27.0, ge=-40.0, le=0.0)
     # Task retries on transient device errors (timeouts, dropped sessions).
     task_retries: int = Field(default=3, ge=0, le=10)
     task_retry_delay_seconds: float = Field(default=1.0, ge=0)

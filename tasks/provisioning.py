@@ -7,7 +7,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
-import time
 from dataclasses import dataclass
 
 from prefect import task
@@ -18,11 +17,10 @@ from prefect.transactions import Transaction
 from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation, ServiceInstance
 from fiberflow.core.ipam import allocate_ip, allocate_vlan, release_ip, release_vlan
-from fiberflow.core.settings import get_settings
 from fiberflow.devices import validation
 from fiberflow.devices.base import DeviceAuthError, PermanentDeviceError
 from fiberflow.devices.radius.types import AuthStatus
-from fiberflow.tasks import devices, service
+from fiberflow.tasks import devices, ont_acceptance, service
 from fiberflow.tasks.compensation import remember
 from fiberflow.tasks.context import lookup
 from fiberflow.tasks.hooks import rollback_notice, step_hooks
@@ -244,19 +242,15 @@ def test_service(order: Order, alloc: Allocation, ont_id: int) -> None:
     if auth.framed_ip != alloc.ip:
         raise PermanentDeviceError("radius", f"Framed-IP-Address {auth.framed_ip} != {alloc.ip}")
     olt = devices.olt(ctx, order.olt, "testing")
-    deadline = time.monotonic() + get_settings().ont_online_timeout_seconds
-    while True:
-        with devices.device_slot(order.olt):
-            ont = olt.get_ont(order.pon_port, ont_id)
-        if ont is not None and ont.online:
-            return
-        if time.monotonic() > deadline:
-            state = ont.run_state if ont else "missing"
-            raise PermanentDeviceError(order.olt, f"ONT {order.pon_port} {ont_id} did not come "
-                                       f"online (run state {state})")  # fmt: skip
-        if ctx is not None:  # chatty: the coalescer keeps at most one a second
-            ctx.progress(S["testing"], "testing", "Waiting for the ONT to come online")
-        time.sleep(0.5)
+    ont_acceptance.wait_online(ctx, S["testing"], olt, order.olt, order.pon_port, ont_id)
+    try:
+        rx = ont_acceptance.check_rx_power(ctx, S["testing"], olt, order.olt, order.pon_port,
+                                           ont_id)  # fmt: skip
+    except ont_acceptance.RxPowerTooLow as exc:
+        # What was measured stays on the failed service, for whoever fixes the fibre.
+        service.update(order.service_id, ont_rx_power_dbm=exc.rx_power_dbm)
+        raise
+    service.update(order.service_id, ont_rx_power_dbm=rx)
 
 
 @task(name="complete", cache_policy=NO_CACHE, **step_hooks(S["completed"]))

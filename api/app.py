@@ -17,6 +17,7 @@ from fiberflow.api.routes import (
     events,
     health,
     inventory,
+    ont_replacement,
     plan_change,
     reprovision,
     services,
@@ -87,6 +88,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(statistics.router)
     app.include_router(services.router)
+    app.include_router(ont_replacement.router)
     app.include_router(plan_change.router)
     app.include_router(discovery.router)
     app.include_router(reprovision.router)

@@ -57,6 +57,19 @@ class ChangePlanBody(BaseModel):
     plan: Name
 
 
+class ReplaceOntBody(BaseModel):
+    """``POST /api/v1/services/{id}/replace-ont``: the serial of the new ONT."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ont_serial: OntSerial
+
+    @field_validator("ont_serial")
+    @classmethod
+    def _upper_serial(cls, v: str) -> str:
+        return v.upper()
+
+
 class ServiceOut(BaseModel):
     id: str
     tenant_id: str

@@ -34,6 +34,7 @@ class ServiceStatus(enum.StrEnum):
     TERMINATED = "terminated"
     REPROVISIONING = "reprovisioning"
     CHANGING_PLAN = "changing_plan"
+    REPLACING_ONT = "replacing_ont"
     FAILED = "failed"
 
 
@@ -44,6 +45,7 @@ class Operation(enum.StrEnum):
     TERMINATION = "termination"
     REPROVISIONING = "reprovisioning"
     PLAN_CHANGE = "plan_change"
+    ONT_REPLACEMENT = "ont_replacement"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +88,17 @@ class LifecycleOperation:
     deployment: Deployment
     starts_from: frozenset[ServiceStatus]
     running: ServiceStatus
-    ends_in: ServiceStatus
+    # None: the status it started from (an ONT replacement leaves a suspended service
+    # suspended); ``end_status`` says which.
+    ends_in: ServiceStatus | None
     steps: Mapping[str, Step]  # by progress status, in step order
     # A failed run compensates and puts the service back in the status it started from
     # (e.g. a plan change: still active, on the old plan) instead of ``failed``.
     restores_on_failure: bool = False
+
+    def end_status(self, started_from: ServiceStatus | str) -> ServiceStatus:
+        """The status a run that started from ``started_from`` completes in."""
+        return self.ends_in if self.ends_in is not None else ServiceStatus(started_from)
 
     @property
     def noun(self) -> str:
@@ -105,7 +113,7 @@ def _lifecycle(
     deployment: Deployment,
     starts_from: Iterable[ServiceStatus],
     running: ServiceStatus,
-    ends_in: ServiceStatus,
+    ends_in: ServiceStatus | None,
     steps: tuple[tuple[str, str], ...],
     restores_on_failure: bool = False,
 ) -> LifecycleOperation:
@@ -257,6 +265,29 @@ PLAN_CHANGE = _lifecycle(
     restores_on_failure=True,
 )
 
+ONT_REPLACEMENT = _lifecycle(
+    Operation.ONT_REPLACEMENT,
+    title="ONT replacement",
+    deployment=Deployment(
+        name="replace-ont",
+        entrypoint="fiberflow.flows.ont_replacement:replace_ont",
+        flow="replace-ont",
+        description="Swap a service's ONT for a new one (same port, VLAN, IP)",
+    ),
+    starts_from={ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED},
+    running=ServiceStatus.REPLACING_ONT,
+    ends_in=None,  # active stays active, suspended stays suspended (and walled)
+    steps=(
+        ("validating", "Checking the new fibre box"),
+        ("removing", "Removing the old fibre box from the network"),
+        ("adding", "Adding the new fibre box on the same port and VLAN"),
+        ("testing", "Testing the new fibre box (online, optical power)"),
+        ("completed", "Your new fibre box is in service"),
+    ),
+    # A failure puts the old ONT and its service-ports back: same status, same ONT.
+    restores_on_failure=True,
+)
+
 # In this order everywhere (the portal's step lists, the registered deployments).
 OPERATIONS: Mapping[Operation, LifecycleOperation] = MappingProxyType(
     {
@@ -268,6 +299,7 @@ OPERATIONS: Mapping[Operation, LifecycleOperation] = MappingProxyType(
             TERMINATION,
             REPROVISIONING,
             PLAN_CHANGE,
+            ONT_REPLACEMENT,
         )
     }
 )

@@ -29,6 +29,7 @@ STATUS_LABELS: dict[str, str] = {
     ServiceStatus.TERMINATED: "Terminated",
     ServiceStatus.REPROVISIONING: "Reprovisioning…",
     ServiceStatus.CHANGING_PLAN: "Changing plan…",
+    ServiceStatus.REPLACING_ONT: "Replacing your fibre box…",
     ServiceStatus.FAILED: "Failed",
 }
 # A zero-touch order without a serial learns it when its ONT is connected.

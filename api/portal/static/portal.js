@@ -16,7 +16,7 @@ function readPlans(doc) {
   return readJson(doc, "plans");
 }
 
-// The facts above the card (the IP address, the plan) change with an operation: re-read
+// The facts above the card (the IP address, the plan, the ONT) change with an operation: re-read
 // them from the REST API (same cookie) when one ends.
 async function refreshFacts(url) {
   try {
@@ -27,6 +27,8 @@ async function refreshFacts(url) {
     if (ip) ip.textContent = service.ip_address || "not assigned";
     const plan = document.getElementById("service-plan");
     if (plan && service.plan) plan.textContent = `Fibre ${service.plan}`;
+    const serial = document.getElementById("ont-serial");
+    if (serial && service.ont_serial) serial.textContent = service.ont_serial;
   } catch {
     // Offline for a moment: the facts stay as they were.
   }

@@ -7,6 +7,8 @@ export const OPERATIONS = {
   resumption: { title: "Resumption", running: "Resuming…", done: "Active" },
   termination: { title: "Termination", running: "Terminating…", done: "Terminated" },
   reprovisioning: { title: "Reprovisioning", running: "Reprovisioning…", done: "Active" },
+  // Ends where it started (active or suspended): no fixed "done" label.
+  ont_replacement: { title: "ONT replacement", running: "Replacing your fibre box…", done: null },
 };
 
 export const STATUS_LABELS = {
@@ -20,12 +22,13 @@ export const STATUS_LABELS = {
   terminating: "Terminating…",
   terminated: "Terminated",
   reprovisioning: "Reprovisioning…",
+  replacing_ont: "Replacing your fibre box…",
   failed: "Failed",
 };
 
 const TRANSITIONAL = new Set([
   "pending", "awaiting_ont", "provisioning", "suspending", "resuming", "terminating",
-  "reprovisioning",
+  "reprovisioning", "replacing_ont",
 ]);
 
 // The tables above are a fallback: the page embeds the server's catalogue (every

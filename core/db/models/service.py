@@ -46,6 +46,10 @@ class ServiceInstance(Base):
     customer_ref: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(20), default=ServiceStatus.PENDING.value)
     current_operation: Mapped[str | None] = mapped_column(String(20))
+    # The status the current (or last) operation started from: where an operation that
+    # ends in "the status it started from" (an ONT replacement) ends, or returns to when
+    # it fails and compensates.
+    status_before: Mapped[str | None] = mapped_column(String(20))
     plan: Mapped[str] = mapped_column(String(32))
     olt: Mapped[str] = mapped_column(String(64))
     pon_port: Mapped[str] = mapped_column(String(16))
@@ -86,6 +90,7 @@ class ServiceInstance(Base):
         entry = OPERATIONS[operation]
         if self.status not in entry.starts_from:
             raise InvalidTransition(self.status, operation.value)
+        self.status_before = self.status
         self.status = entry.running.value
         self.current_operation = operation.value
         self.error = None
@@ -109,7 +114,18 @@ class ServiceInstance(Base):
         entry = OPERATIONS[operation]
         if self.status != entry.running.value:
             raise InvalidTransition(self.status, f"complete {operation.value}")
-        self.status = entry.ends_in.value
+        if entry.ends_in is None and self.status_before is None:
+            raise InvalidTransition(self.status, f"complete {operation.value} (no status before)")
+        self.status = entry.end_status(self.status_before or entry.running).value
+
+    def restore(self, error: str) -> None:
+        """A failed operation whose compensation put everything back: the service returns
+        to the status it started from; ``error`` says what failed (the next operation
+        clears it)."""
+        if ServiceStatus(self.status) not in TRANSITIONAL or self.status_before is None:
+            raise InvalidTransition(self.status, "return to the status before")
+        self.status = self.status_before
+        self.error = error
 
     def fail(self, error: str) -> None:
         # failed is reachable from every transitional state (DESIGN.md)

@@ -1,0 +1,101 @@
+"""``POST /api/v1/services/{id}/replace-ont``: swap a service's ONT for a new one.
+
+Checked in the request, before anything starts: the body's shape (422 unless the serial
+is 16 hex digits), the service (404), a missing body (422), its status (409 unless
+active or suspended), the new serial (409 when it is the service's own ONT or belongs to
+another live service, of any tenant). The flow run
+then checks again against the OLT; a failure there leaves the service as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from anyio import from_thread
+from fastapi import APIRouter, Body, HTTPException, status
+from sqlalchemy import select
+
+from fiberflow.api import operations
+from fiberflow.api.access import get_visible_service
+from fiberflow.api.deps import OperatorDep, SessionDep
+from fiberflow.api.schemas import Accepted, ErrorBody, ReplaceOntBody
+from fiberflow.core import catalogue
+from fiberflow.core.db.models import Operation, ServiceInstance, ServiceStatus
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/services", tags=["services"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
+}
+OPERATION = Operation.ONT_REPLACEMENT
+# Statuses that free a serial (the partial unique index of the service table says so too).
+_RELEASED = (ServiceStatus.TERMINATED.value, ServiceStatus.FAILED.value)
+
+
+def _conflict(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, message)
+
+
+def _check_serial(session: SessionDep, row: ServiceInstance, serial: str) -> None:
+    if serial == row.ont_serial:
+        raise _conflict(f"ont_serial: {serial} is already this service's ONT")
+    holder = session.scalars(
+        select(ServiceInstance.id).where(
+            ServiceInstance.ont_serial == serial,
+            ServiceInstance.id != row.id,
+            ServiceInstance.status.not_in(_RELEASED),
+        )
+    ).first()
+    if holder is not None:  # another tenant's, maybe: named by nothing but the fact
+        raise _conflict(
+            f"ont_serial: {serial} already belongs to a service that is not terminated or failed"
+        )
+
+
+def _give_back(session: SessionDep, service_id: str, error: str) -> None:
+    """The run never started, so nothing was touched: the service returns to the
+    status it was in (not ``failed``, as a replacement that failed would not either)."""
+    row = session.get(ServiceInstance, service_id, populate_existing=True)
+    if row is not None:
+        row.restore(f"could not start the operation: {error}")
+        session.commit()
+
+
+@router.post(
+    "/{service_id}/replace-ont",
+    status_code=202,
+    response_model=Accepted,
+    responses=ERRORS,
+    summary="Replace the ONT: same PON port, VLAN, IP and RADIUS user; status unchanged",
+)
+def replace_ont(
+    service_id: str,
+    principal: OperatorDep,
+    session: SessionDep,
+    body: Annotated[ReplaceOntBody | None, Body()] = None,
+) -> Accepted:
+    # The body is optional to FastAPI so that a service the caller may not see is 404
+    # without one too (never a 422 that tells an id apart from a missing body).
+    row = get_visible_service(session, principal, service_id)
+    if body is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, 'ont_serial: required, as {"ont_serial": SN}'
+        )
+    if ServiceStatus(row.status) not in catalogue.ONT_REPLACEMENT.starts_from:
+        raise _conflict(f"a service in status {row.status!r} cannot start {OPERATION.value}")
+    _check_serial(session, row, body.ont_serial)
+    operations.begin(session, row, OPERATION)  # 409 if a concurrent request moved it
+    params = {"ont_serial": body.ont_serial}
+    try:
+        flow_run_id = from_thread.run(operations.launch, row.id, OPERATION, params)
+    except Exception as exc:
+        log.exception("could not start %s", OPERATION.value, extra={"service_id": row.id})
+        _give_back(session, row.id, type(exc).__name__)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
+        ) from None
+    operations.record_launch(session, row.id, flow_run_id)
+    log.info("ont replacement started", extra={"service_id": row.id, "flow_run_id": flow_run_id,
+             "operation": OPERATION.value})  # fmt: skip
+    return Accepted(id=row.id, status=row.status, flow_run_id=flow_run_id)

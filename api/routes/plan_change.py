@@ -1,20 +1,20 @@
 """``POST /api/v1/services/{id}/change-plan``: move an active service to another plan.
 
 Checked in the request, before anything starts and in this order: the role (403), the
-body (422), the service (404, also another tenant's or customer's), the plan against
-the inventory (422 naming the known plans), the status (409 unless ``active``) and the
-plan the service already has (409). Then the service becomes ``changing_plan`` and the
-catalogue's ``change-plan`` deployment runs the flow; a failure there compensates and
-leaves the service ``active`` on its old plan.
+body's shape (422), the service (404, also another tenant's or customer's), a missing
+body (422), the plan against the inventory (422 naming the known plans), the status
+(409 unless ``active``) and the plan the service already has (409). Then the service
+becomes ``changing_plan`` and the catalogue's ``change-plan`` deployment runs the flow;
+a failure there compensates and leaves the service ``active`` on its old plan.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 from anyio import from_thread
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, status
 
 from fiberflow.api import operations
 from fiberflow.api.access import get_visible_service
@@ -56,9 +56,15 @@ def change_plan(
     principal: OperatorDep,
     session: SessionDep,
     inventory: InventoryDep,
-    body: ChangePlanBody,
+    body: Annotated[ChangePlanBody | None, Body()] = None,
 ) -> Accepted:
+    # The body is optional to FastAPI so that a service the caller may not see is 404
+    # without one too (never a 422 that tells an id apart from a missing body).
     row = get_visible_service(session, principal, service_id)
+    if body is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, 'plan: required, as {"plan": NAME}'
+        )
     try:
         inventory.plan(body.plan)
     except KeyError:

@@ -50,6 +50,8 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("GET", S + "/{service_id}/events"): Entry("service"),
     # No body: 422 for the owner (checked after the lookup), 404 for others.
     ("POST", S + "/{service_id}/replace-ont"): Entry("service", operator_only=True, owner=422),
+    # No body: 422 for the owner (checked after the lookup), 404 for others.
+    ("POST", S + "/{service_id}/change-plan"): Entry("service", operator_only=True, owner=422),
     # Drift checks: a pending service has no plan state to compare or repair (409).
     ("POST", S + "/{service_id}/reprovision"): Entry("service", operator_only=True, owner=409),
     ("GET", S + "/{service_id}/drift"): Entry("service", operator_only=True, owner=409),

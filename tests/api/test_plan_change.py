@@ -104,7 +104,11 @@ def test_bad_bodies_are_422_naming_the_field(api_app: ApiApp, body: Any, needle:
 def test_no_body_and_a_body_that_is_not_json_are_422(api_app: ApiApp) -> None:
     sid = api_app.insert_service()
     r = api_app.client.post(f"{SERVICES}/{sid}/change-plan", headers=api_app.auth())
-    assert r.status_code == 422 and "body" in r.json()["detail"]
+    assert r.status_code == 422 and r.json()["detail"] == 'plan: required, as {"plan": NAME}'
+    # Without a body, another tenant's service is 404 like any other request for it.
+    theirs = api_app.insert_service(tenant=TENANT_B)
+    r = api_app.client.post(f"{SERVICES}/{theirs}/change-plan", headers=api_app.auth())
+    assert r.status_code == 404, r.text
     r = api_app.client.post(
         f"{SERVICES}/{sid}/change-plan",
         content=b"{plan: 500M",

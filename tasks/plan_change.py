@@ -75,8 +75,15 @@ def plan_change(svc: ServiceView, plan: str) -> PlanChange:
         raise PlanRefused(f"plan: the service is already on plan {plan!r}")
     try:
         old = inv.plan(svc.plan)
-    except KeyError:  # its policies are read from the devices; the name is enough
+    except KeyError:
         raise PlanRefused(f"plan: the current plan {svc.plan!r} is not in the inventory") from None
+    if new.gem_port != old.gem_port:
+        # The OLT's service-port carries the plan's GEM port, and a plan change does not
+        # touch the OLT: the drift checks would find the service-port wrong.
+        raise PlanRefused(
+            f"plan: {new.name!r} uses GEM port {new.gem_port}, the service's plan "
+            f"{old.name!r} GEM port {old.gem_port}; a plan change keeps the OLT as it is"
+        )
     return PlanChange(service=svc, old=old, new=new, bng=inv.olt(svc.olt).bng)
 
 

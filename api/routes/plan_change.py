@@ -2,10 +2,11 @@
 
 Checked in the request, before anything starts and in this order: the role (403), the
 body's shape (422), the service (404, also another tenant's or customer's), a missing
-body (422), the plan against the inventory (422 naming the known plans), the status
-(409 unless ``active``) and the plan the service already has (409). Then the service
-becomes ``changing_plan`` and the catalogue's ``change-plan`` deployment runs the flow;
-a failure there compensates and leaves the service ``active`` on its old plan.
+body (422), the plan against the inventory (422 naming the known plans, or a plan on
+another GEM port than the service's), the status (409 unless ``active``) and the plan
+the service already has (409). Then the service becomes ``changing_plan`` and the
+catalogue's ``change-plan`` deployment runs the flow; a failure there compensates and
+leaves the service ``active`` on its old plan.
 """
 
 from __future__ import annotations
@@ -66,13 +67,22 @@ def change_plan(
             status.HTTP_422_UNPROCESSABLE_CONTENT, 'plan: required, as {"plan": NAME}'
         )
     try:
-        inventory.plan(body.plan)
+        new = inventory.plan(body.plan)
     except KeyError:
         known = ", ".join(p.name for p in inventory.plans)
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"plan: unknown plan {body.plan!r} (one of {known})",
         ) from None
+    old = next((p for p in inventory.plans if p.name == row.plan), None)
+    if old is not None and new.gem_port != old.gem_port:
+        # The OLT's service-port carries the plan's GEM port, and a plan change does not
+        # touch the OLT (the flow refuses it too).
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"plan: {new.name!r} uses GEM port {new.gem_port}, the service's plan "
+            f"{old.name!r} GEM port {old.gem_port}; a plan change keeps the OLT as it is",
+        )
     if ServiceStatus(row.status) not in ENTRY.starts_from:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"a service in status {row.status!r} cannot change plan"

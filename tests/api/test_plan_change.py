@@ -4,12 +4,16 @@ naming the problem and changes nothing: no status change, no flow run."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from fiberflow.core.db.models import ServiceStatus
-from tests.fixtures.api_app import TENANT_B, ApiApp
+from fiberflow.lab.lab_inventory import build_inventory, write_inventory
+from tests.fixtures.api_app import DUMMY_PORTS, TENANT_B, ApiApp, open_api
 
 SERVICES = "/api/v1/services"
 
@@ -138,3 +142,50 @@ def test_customers_are_403_even_for_their_own_service(api_app: ApiApp) -> None:
     r = api_app.client.post(f"{SERVICES}/{sid}/change-plan", json={"plan": "500M"})
     assert r.status_code == 401
     _untouched(api_app, sid)
+
+
+@pytest.fixture
+def gem_app(database_url: str, tmp_path: Path, prefect_deployments: str) -> Iterator[ApiApp]:
+    """The lab inventory plus a plan "2G" whose service-port uses GEM port 2."""
+    inv = build_inventory(host="127.0.0.1", **DUMMY_PORTS)  # type: ignore[arg-type]
+    two = inv.plans[-1].model_copy(update={"name": "2G", "gem_port": 2})
+    path = write_inventory(
+        inv.model_copy(update={"plans": [*inv.plans, two]}), tmp_path / "inventory.yaml"
+    )
+    with open_api(database_url, tmp_path / "data", path, prefect_deployments) as app:
+        yield app
+
+
+def test_a_plan_on_another_gem_port_is_422(gem_app: ApiApp) -> None:
+    sid = gem_app.insert_service(plan="100M")
+    r = _post(gem_app, sid, {"plan": "2G"})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == (
+        "plan: '2G' uses GEM port 2, the service's plan '100M' GEM port 1; "
+        "a plan change keeps the OLT as it is"
+    )
+    _untouched(gem_app, sid)
+
+
+def test_when_the_deployment_cannot_be_started_the_service_stays_active(
+    api_app: ApiApp, prefect_deployments: str
+) -> None:
+    """A real fault of the orchestrator: the change-plan deployment is gone."""
+    from fiberflow.flows.deployments import apply_all
+
+    found = httpx.post(
+        f"{prefect_deployments}/deployments/filter",
+        json={"deployments": {"name": {"any_": ["change-plan"]}}},
+    ).json()
+    assert len(found) == 1
+    httpx.delete(f"{prefect_deployments}/deployments/{found[0]['id']}").raise_for_status()
+    try:
+        sid = api_app.insert_service()
+        r = _post(api_app, sid, {"plan": "500M"})
+    finally:
+        apply_all()  # the session's other tests need it back
+    assert r.status_code == 503, r.text
+    assert "orchestrator" in r.json()["detail"]
+    row = api_app.service(sid)
+    assert (row.status, row.plan, row.flow_run_id) == ("active", "100M", None)
+    assert (row.error or "").startswith("could not start the plan change")

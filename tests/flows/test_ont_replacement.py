@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from fiberflow.core.db.models import Operation
@@ -43,6 +44,12 @@ def _run_events(lc: Lifecycle, sid: str) -> list[tuple[str, dict[str, Any]]]:
     return [(e.event_type, e.data) for e in events]
 
 
+def _runs(kind: str) -> float:
+    """Workflow metric of ONT replacements (the label is the catalogue's operation)."""
+    labels = {"operation": "ont_replacement", "plan": "100M"}
+    return REGISTRY.get_sample_value(f"lifecycle_workflow_{kind}_total", labels) or 0.0
+
+
 def _snapshot(lc: Lifecycle, sid: str) -> tuple[object, ...]:
     svc = lc.service(sid)
     return (svc.pon_port, svc.vlan, svc.ip_address, svc.radius_username, svc.plan)
@@ -55,8 +62,10 @@ def test_replace_the_ont_of_an_active_service(lifecycle: Lifecycle) -> None:
     old_ports = _olt(lifecycle)["service_ports"]
     lifecycle.lab.device("olt-1").state.plug(NEW, PORT, -21.5)
 
+    completed = _runs("completed")
     lifecycle.begin(sid, Operation.ONT_REPLACEMENT)
     result = replace_ont(sid, NEW.lower())
+    assert _runs("completed") == completed + 1
 
     svc = lifecycle.service(sid)
     assert svc.status == "active", svc.error
@@ -129,9 +138,11 @@ def test_too_little_light_puts_the_old_ont_back(lifecycle: Lifecycle) -> None:
     olt = lifecycle.lab.device("olt-1").state
     olt.plug(NEW, PORT, -29.0)
 
+    failed = _runs("failed")
     lifecycle.begin(sid, Operation.ONT_REPLACEMENT)
     with pytest.raises(Exception, match="-29.00 dBm is below the minimum -27.0 dBm"):
         replace_ont(sid, NEW)
+    assert _runs("failed") == failed + 1
     _assert_restored(lifecycle, sid, "active", before, 4, "-29.00 dBm")
     assert lifecycle.service(sid).ont_rx_power_dbm == rx_before  # the kept ONT's reading
     notices = [d["message"] for _, d in _run_events(lifecycle, sid)

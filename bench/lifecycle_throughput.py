@@ -181,17 +181,28 @@ class Measured:
 def measure(args: argparse.Namespace, tmp: Path, variant: str = "warm") -> Measured:
     """Start the stack, run the baseline then the load, stop everything.
 
-    ``variant``: the worker mode (``warm``/``cold``), ``:pg`` to put the Prefect
-    server on a throwaway PostgreSQL database instead of SQLite."""
+    ``variant``: the worker mode (``warm``/``cold``); with no suffix both databases are
+    the embedded PostgreSQL of ``up``'s defaults; ``:pg`` puts the Prefect server on a
+    throwaway database of the machine's PostgreSQL; ``:sqlite`` puts the project and
+    the Prefect server on SQLite files (the embedded default before 0.2.0)."""
     worker_mode, _, prefect_db = variant.partition(":")
     if prefect_db == "pg":
         with throwaway_pg_database("fiberflow_bench_prefect") as url:
             return _measure(args, tmp, worker_mode, url)
+    if prefect_db == "sqlite":
+        return _measure(
+            args, tmp, worker_mode, f"sqlite:///{tmp / 'prefect.db'}",
+            database=f"sqlite:///{tmp / 'fiberflow.db'}",
+        )  # fmt: skip
     return _measure(args, tmp, worker_mode, None)
 
 
 def _measure(
-    args: argparse.Namespace, tmp: Path, worker_mode: str, prefect_db: str | None
+    args: argparse.Namespace,
+    tmp: Path,
+    worker_mode: str,
+    prefect_db: str | None,
+    database: str | None = None,
 ) -> Measured:
     # One tenant orders them all: lift its SSE cap and its create rate limit (0 = off).
     env = {
@@ -199,6 +210,7 @@ def _measure(
         "FIBERFLOW_CREATE_RATE_PER_MINUTE": "0",
         "FIBERFLOW_WORKER_MODE": worker_mode,
         **({"FIBERFLOW_PREFECT_DATABASE_URL": prefect_db} if prefect_db else {}),
+        **({"FIBERFLOW_DATABASE_URL": database} if database else {}),
     }
     sup = Supervisor(tmp / "bench-logs")
     with running_stack(tmp, **env) as stack:
@@ -250,7 +262,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--worker-modes",
         default="warm,cold",
         help="one stack each, in order: FIBERFLOW_WORKER_MODE (warm, cold: Prefect's stock "
-        "worker), ':pg' = Prefect server on PostgreSQL, e.g. warm,cold,warm:pg",
+        "worker), ':pg' = Prefect server on the machine's PostgreSQL, ':sqlite' = both "
+        "databases on SQLite (the embedded default before 0.2.0), e.g. warm,warm:sqlite",
     )
     ap.add_argument("--latency", type=float, default=0.2, help="lab per-command latency, s")
     ap.add_argument("--timeout", type=float, default=900.0, help="bound on the load phase, s")
@@ -268,6 +281,8 @@ MODE_LABEL = {
     "cold": "cold worker (Prefect's `python -m prefect.engine` per run)",
     "warm:pg": "warm worker, Prefect server on PostgreSQL",
     "cold:pg": "cold worker, Prefect server on PostgreSQL",
+    "warm:sqlite": "warm worker, project and Prefect server on SQLite (before 0.2.0)",
+    "cold:sqlite": "cold worker, project and Prefect server on SQLite (before 0.2.0)",
 }
 
 
@@ -317,8 +332,8 @@ def main(argv: list[str] | None = None) -> Section:
         }
     section.tables.append(
         (
-            f"`fiberflow up` on embedded defaults (SQLite, local Prefect server on SQLite "
-            f"unless the row says PostgreSQL), one fresh stack per row pair, "
+            f"`fiberflow up` on embedded defaults (its own PostgreSQL for the project and "
+            f"the Prefect server, unless the row says otherwise), one fresh stack per row pair, "
             f"{args.workers} worker(s), lab SSH devices at "
             f"{args.latency:g} s per command, per-device session limit from the lab "
             f"inventory. RSS / run proc is the memory of its own (USS).",

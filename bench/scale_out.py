@@ -17,6 +17,12 @@ from pathlib import Path
 from bench.lifecycle_throughput import HEADERS, measure, phase
 from bench.report import DEFAULT_OUTPUT, Section, Table
 
+DATABASES = {
+    "embedded": "up's own PostgreSQL",
+    "pg": "project on up's own PostgreSQL, Prefect server on the machine's PostgreSQL",
+    "sqlite": "SQLite files for the project and the Prefect server",
+}
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench.scale_out", description=__doc__.split("\n\n")[0])
@@ -27,9 +33,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=900.0, help="bound on each load phase, s")
     ap.add_argument(
         "--prefect-db",
-        choices=("sqlite", "pg"),
-        default="sqlite",
-        help="the Prefect server's database (pg: a throwaway PostgreSQL database)",
+        choices=("embedded", "pg", "sqlite"),
+        default="embedded",
+        help="the Prefect server's database: embedded (up's own PostgreSQL), pg (a throwaway "
+        "database of the machine's PostgreSQL), sqlite (both databases on SQLite files)",
     )
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown to append to")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
@@ -49,7 +56,8 @@ def main(argv: list[str] | None = None) -> Section:
     for workers in args.sweep:
         args.workers = workers
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-            m = measure(args, Path(tmp), "warm:pg" if args.prefect_db == "pg" else "warm")
+            variant = {"embedded": "warm", "pg": "warm:pg", "sqlite": "warm:sqlite"}
+            m = measure(args, Path(tmp), variant[args.prefect_db])
         if workers == args.sweep[0]:
             table.rows.append(
                 ["—", *phase("1 alone (baseline)", m.alone, m.device_s, None, m.alone_load)]
@@ -66,8 +74,8 @@ def main(argv: list[str] | None = None) -> Section:
         )
     section.tables.append(
         (
-            f"Each worker count in a fresh stack (SQLite, local Prefect server on "
-            f"{'PostgreSQL' if args.prefect_db == 'pg' else 'SQLite'}, warm workers, lab SSH "
+            f"Each worker count in a fresh stack (databases: {DATABASES[args.prefect_db]}, "
+            f"warm workers, lab SSH "
             f"devices at {args.latency:g} s per command, per-device session limit from the lab "
             f"inventory). All workers share this machine's 2 cores.",
             table,

@@ -156,6 +156,35 @@ def test_coa_timeout_falls_back_to_disconnect(lifecycle: Lifecycle) -> None:
     ]
 
 
+def test_offline_and_a_nas_that_refuses_both_still_complete(lifecycle: Lifecycle) -> None:
+    sid, user = _provisioned(lifecycle)
+    nas = lifecycle.lab.nas
+    # Offline (NAK 503): nothing to change or end, no Disconnect.
+    assert nas.remove_session(user)
+    _change(lifecycle, sid, "500M")
+    run_id, message = _completed(lifecycle, sid, "500M")
+    assert message == "No active session: the new plan applies at the next login"
+    assert _session_audit(lifecycle, run_id) == [
+        ("applying", "CoA-Request", "nak Error-Cause=Session-Context-Not-Found", False)
+    ]
+    # Online, and the NAS refuses the CoA and the Disconnect: RADIUS and the BNG hold
+    # the new plan, which the session gets when it next re-authenticates.
+    nas.add_session(user)
+    nas.nak_users[user] = 501  # Administratively-Prohibited
+    _change(lifecycle, sid, "1G")
+    run_id, message = _completed(lifecycle, sid, "1G")
+    assert message == (
+        "CoA-Request refused (Administratively-Prohibited); the Disconnect-Request was "
+        "refused (Administratively-Prohibited): the new plan applies when the session "
+        "next re-authenticates"
+    )
+    assert [(kind, ok) for _, kind, _, ok in _session_audit(lifecycle, run_id)] == [
+        ("CoA-Request", False),
+        ("Disconnect-Request", False),
+    ]
+    assert _group(lifecycle, user) == ("1G",)
+
+
 def test_failure_at_the_bng_step_puts_the_old_plan_back(lifecycle: Lifecycle) -> None:
     sid, user = _provisioned(lifecycle)
     nas = lifecycle.lab.nas

@@ -223,6 +223,62 @@ def test_failure_at_the_bng_step_puts_the_old_plan_back(lifecycle: Lifecycle) ->
     assert _policies(lifecycle) == [NEW]
 
 
+def _refuse_plan(lc: Lifecycle, plan: str) -> None:
+    """A real database fault: the row refuses to take ``plan``."""
+    with lc.engine.begin() as conn:
+        if lc.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_plan BEFORE UPDATE OF plan ON service_instances "
+                f"WHEN NEW.plan = '{plan}' BEGIN SELECT RAISE(ABORT, 'row refused'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_plan() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.plan = '{plan}' THEN RAISE EXCEPTION 'row refused'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_plan BEFORE UPDATE ON service_instances "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_plan()"
+            )
+
+
+def test_failure_at_the_last_step_undoes_the_session_too(lifecycle: Lifecycle) -> None:
+    """Every device step done and the CoA acknowledged, then the row refuses the new
+    plan: the rollback hooks send the old plan to the session and put RADIUS and the BNG
+    back, latest step first."""
+    sid, user = _provisioned(lifecycle)
+    nas = lifecycle.lab.nas
+    _refuse_plan(lifecycle, "500M")
+
+    with pytest.raises(Exception, match="row refused"):
+        _change(lifecycle, sid, "500M")
+
+    svc = lifecycle.service(sid)
+    assert (svc.status, svc.plan) == ("active", "100M")
+    assert _group(lifecycle, user) == ("100M",)
+    assert _policies(lifecycle) == [OLD]
+    new, old = nas.requests[-2:]
+    assert new.acked and new.attributes["Cisco-AVPair"] == NEW_AVPAIRS
+    assert old.acked and "ip:sub-qos-policy-in=PLAN-100M-IN" in old.attributes["Cisco-AVPair"]
+    assert nas.sessions[user].attributes["Cisco-AVPair"] == [
+        "ip:sub-qos-policy-in=PLAN-100M-IN",
+        "ip:sub-qos-policy-out=PLAN-100M-OUT",
+    ]
+    events = _events(lifecycle, sid, svc.flow_run_id)
+    notices = [d["message"] for t, d in events if d.get("status") == "rolled_back"]
+    assert notices == [
+        "Sent the old plan to the session (CoA)",
+        "Restored service-policy PLAN-100M-IN / PLAN-100M-OUT on bng-1",
+        "Restored RADIUS group 100M",
+    ]
+    assert events[-1][0] == "service.plan_change.failed" and events[-1][1]["step"] == 5
+    assert [step for step, kind, _, _ in _session_audit(lifecycle, svc.flow_run_id)] == [
+        "applying",
+        "rollback",
+    ]
+
+
 def test_the_flow_refuses_what_the_api_would(lifecycle: Lifecycle) -> None:
     """A run started with a bad plan (not through the API) changes nothing."""
     sid, user = _provisioned(lifecycle)

@@ -6,8 +6,11 @@ own services' checks; a service mid-operation is skipped."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpx
+from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -54,6 +57,10 @@ def _index_of(lc: Lifecycle, p: Planned) -> int:
     return next(sp["index"] for sp in sps if (sp["fsp"], sp["ont_id"]) == (p.pon_port, p.ont_id))
 
 
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def _events(lc: Lifecycle, sid: str) -> list[str]:
     return [e.event_type for e in lc.events(sid)]
 
@@ -72,8 +79,11 @@ def _reset_counters(lc: Lifecycle) -> None:
         lc.lab.device(name).counters.reset()
 
 
-def test_every_kind_of_drift_typed_by_hand_is_found_and_repaired(lifecycle: Lifecycle) -> None:
+def test_every_kind_of_drift_typed_by_hand_is_found_and_repaired(
+    lifecycle: Lifecycle, prefect_api: str
+) -> None:
     lc = lifecycle
+    repaired_before = _metric("drift_check_services_total", outcome="repaired")
     planned = seed(lc, 10)
     before = _state(lc)
     ontsub, wrongvlan, policy, nosp, noont, radrow, radip = planned[:7]
@@ -115,6 +125,16 @@ def test_every_kind_of_drift_typed_by_hand_is_found_and_repaired(lifecycle: Life
         assert lc.service(p.id).status == "active"
     for p in in_sync:
         assert _events(lc, p.id) == []
+    # Summed in /metrics, and a table in the Prefect UI.
+    assert _metric("drift_check_services_total", outcome="repaired") - repaired_before == 7
+    found = httpx.post(
+        f"{prefect_api}/artifacts/filter",
+        json={"artifacts": {"key": {"any_": [f"drift-check-{report['id'][:8]}"]}}},
+    )
+    (artifact,) = found.json()
+    assert artifact["type"] == "table"
+    assert {row["device_or_service"] for row in json.loads(artifact["data"])} == {
+        p.id for p in planned[:7]}  # fmt: skip
     # The report is stored.
     with Session(lc.engine) as s:
         row = s.get(DriftCheck, report["id"])
@@ -239,3 +259,20 @@ def test_one_service_check_reads_its_devices_and_repairs_nothing(lifecycle: Life
     other = "olt-2" if target.olt == "olt-1" else "olt-1"
     assert _reads(lc)[other] == (0, 0)
     assert _events(lc, target.id) == []
+
+
+def test_a_device_that_times_out_leaves_its_services_unchecked(lifecycle: Lifecycle) -> None:
+    lc = lifecycle
+    planned = seed(lc, 3)
+    delete_radius_rows(lc, planned[0].username)
+    bng = lc.lab.device("bng-1")
+    # Longer than the inventory's 5 s device timeout, on the read only (logins are quick).
+    bng.faults.update(latency=6.0, latency_match="^show running-config")
+    report = drift_check()
+    (down,) = report["unreadable"]
+    assert down["device"] == "bng-1" and down["error"]
+    assert {s["service_id"] for s in down["services"]} == {p.id for p in planned}
+    assert report["services_checked"] == 0 and report["drifted"] == []
+    assert report["repaired"] == report["failed"] == 0
+    assert {lc.service(p.id).status for p in planned} == {"active"}
+    assert _events(lc, planned[0].id) == []

@@ -134,13 +134,33 @@ def radius_drift(want: Wanted, rad: RadiusSubscriber | None) -> list[Drift]:
     return drift
 
 
-def service_drift(svc: ServiceView, want: Wanted, snap: Snapshot) -> list[Drift]:
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """The snapshot by the keys a service looks itself up with, built once per check."""
+
+    onts: dict[str, dict[tuple[str, int], OntInfo]]
+    ports: dict[str, dict[tuple[str, int], list[ServicePort]]]
+    subs: dict[str, dict[str, SubInterface]]
+
+    @classmethod
+    def of(cls, snap: Snapshot) -> _Index:
+        return cls(
+            onts={name: olt.ont_at() for name, olt in snap.olts.items()},
+            ports={name: olt.ports_of() for name, olt in snap.olts.items()},
+            subs={name: {s.name: s for s in bng.subinterfaces} for name, bng in snap.bngs.items()},
+        )
+
+
+def service_drift(svc: ServiceView, want: Wanted, snap: Snapshot,
+                  index: _Index | None = None) -> list[Drift]:  # fmt: skip
     """``svc`` against the snapshot; its OLT, BNG and RADIUS must all have been read."""
-    olt, bng, radius = snap.olts[svc.olt], snap.bngs[want.bng], snap.radius
+    idx = index or _Index.of(snap)
+    radius = snap.radius
     assert radius is not None
-    ont = olt.ont_at().get((svc.pon_port, want.ont_id))
-    ports = olt.ports_of().get((svc.pon_port, want.ont_id), [])
-    sub = next((s for s in bng.subinterfaces if s.name == f"{bng.uplink}.{want.vlan}"), None)
+    key = (svc.pon_port, want.ont_id)
+    ont = idx.onts[svc.olt].get(key)
+    ports = idx.ports[svc.olt].get(key, [])
+    sub = idx.subs[want.bng].get(f"{snap.bngs[want.bng].uplink}.{want.vlan}")
     return (
         olt_drift(svc.ont_serial, want, ont, ports)
         + bng_drift(want, sub)
@@ -158,6 +178,7 @@ def compare(services: Iterable[ServiceView], owners: Iterable[ServiceView], snap
     """Check ``services``; orphans are state none of ``owners`` (every service that is
     not terminated, read after the devices were) holds."""
     result = Comparison()
+    index = _Index.of(snap)
     for svc in services:
         status = ServiceStatus(svc.status)
         if status in TRANSITIONAL:
@@ -175,7 +196,7 @@ def compare(services: Iterable[ServiceView], owners: Iterable[ServiceView], snap
         drift = (
             [Drift("record", "fields", "ont_id, vlan, ip and username", "missing")]
             if want is None
-            else service_drift(svc, want, snap)
+            else service_drift(svc, want, snap, index)
         )
         if drift:
             result.drifted[svc.id] = drift

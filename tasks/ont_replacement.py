@@ -162,6 +162,10 @@ def test_new_ont(swap: Swap, ont_id: int) -> float:
     once measured (a deactivated ONT has no light to measure)."""
     ctx = lookup(flow_run.id)
     olt = devices.olt(ctx, swap.olt, "testing")
+    if swap.keep_deactivated:
+        # A retry after the deactivation below: light it again to measure (a no-op else).
+        with devices.device_slot(swap.olt):
+            olt.activate_ont(swap.pon_port, ont_id)
     ont_acceptance.wait_online(ctx, S["testing"], olt, swap.olt, swap.pon_port, ont_id)
     rx = ont_acceptance.check_rx_power(ctx, S["testing"], olt, swap.olt, swap.pon_port, ont_id)
     if swap.keep_deactivated:

@@ -95,6 +95,13 @@ def validate_plan_change(service_id: str, plan: str) -> PlanChange:
     return plan_change(svc, plan)
 
 
+def _before(have: str | None, new: str, old: str) -> str:
+    """What a rollback puts back: what the device held (not what the record says it
+    should), unless that is the new plan's already, which only a retry of this step
+    finds (its earlier attempt's work): then the old plan's."""
+    return have if have is not None and have != new else old
+
+
 # -- RADIUS --------------------------------------------------------------------------------
 def _set_group(ctx: RunContext | None, username: str, group: str, step: str) -> bool:
     return devices.radius(ctx, step).set_group(username, group).changed
@@ -108,8 +115,7 @@ def update_radius_plan(change: PlanChange) -> bool:
     current = radius.get(change.username)
     if current is None:
         raise PermanentDeviceError("radius", f"no RADIUS subscriber {change.username!r}")
-    # What to put back is what the tables held, not what the record says they should.
-    remember(change=change, group=current.group or change.old.name)
+    remember(change=change, group=_before(current.group, change.new.name, change.old.name))
     return radius.set_group(change.username, change.new.name).changed
 
 
@@ -141,7 +147,10 @@ def update_bng_policy(change: PlanChange) -> bool:
         sub = bng.get_subscriber(change.vlan)
     if sub is None:
         raise PermanentDeviceError(change.bng, f"no sub-interface for VLAN {change.vlan}")
-    before = (sub.policy_in or change.old.policy_in, sub.policy_out or change.old.policy_out)
+    before = (
+        _before(sub.policy_in, change.new.policy_in, change.old.policy_in),
+        _before(sub.policy_out, change.new.policy_out, change.old.policy_out),
+    )
     remember(change=change, policies=before)
     try:
         return _set_policies(

@@ -13,6 +13,11 @@ Per service, events must reach Redis in id order, otherwise a live consumer that
 has sent id 11 would drop a late id 10. So the insert takes a per-service lock:
 SQLite serializes writers anyway (BEGIN IMMEDIATE), PostgreSQL gets a
 transaction-scoped advisory lock, which makes commit order equal id order.
+
+The same lock makes "exactly one ``completed`` or ``failed`` event per operation" hold
+whoever publishes it (the run's own hook, or the crash reconciler for a run killed
+between its status commit and its event): under it, a terminal event whose operation
+already has one is not stored.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 from redis.backoff import NoBackoff
@@ -32,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fiberflow.core.db.engine import make_engine
 from fiberflow.core.db.models import EventLog
+from fiberflow.core.db.models.logs import TERMINAL_EVENT_SQL
 from fiberflow.core.settings import Settings, get_settings
 from fiberflow.events.coalesce import Coalescer
 from fiberflow.events.record import DEFAULT_PREFIX, EventRecord, stream_key
@@ -81,9 +87,14 @@ class EventPublisher:
         )
 
     # -- publishing -------------------------------------------------------------------
-    def publish(self, event: LifecycleEvent) -> int | None:
+    def publish(
+        self, event: LifecycleEvent, *, only_if: Callable[[Session], bool] | None = None
+    ) -> int | None:
         """Store ``event`` and send it to Redis. Returns its log id (the SSE ``id:``),
-        or None when the coalescer dropped it as chatty.
+        or None when it was not stored: the coalescer dropped it as chatty, it is a
+        second ``completed`` / ``failed`` event of one operation (the first one stands),
+        or ``only_if`` (asked in the storing transaction, under the service's lock)
+        said no.
 
         A connection lost mid-transaction (terminated backend, failover) is retried once on
         a fresh connection; other database errors propagate (the event is not stored).
@@ -92,7 +103,7 @@ class EventPublisher:
         if not self.coalescer.admit(event):
             return None
         try:
-            event_id, pending = self._store(event)
+            event_id, pending = self._store(event, only_if)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
@@ -100,14 +111,27 @@ class EventPublisher:
             # try cannot store the event twice.
             logger.warning("event store lost its connection; retrying once",
                            extra={"service_id": event.service_id})  # fmt: skip
-            event_id, pending = self._store(event)
+            event_id, pending = self._store(event, only_if)
         if pending:
             self._send(pending)
         return event_id
 
-    def _store(self, event: LifecycleEvent) -> tuple[int, list[EventRecord]]:
+    def _store(
+        self, event: LifecycleEvent, only_if: Callable[[Session], bool] | None = None
+    ) -> tuple[int | None, list[EventRecord]]:
         with self._sessions() as session, session.begin():
             _lock_service(session, event.service_id)
+            if event.is_terminal and has_terminal_event(
+                session, event.service_id, event.operation_id
+            ):
+                logger.info(
+                    "operation already has its terminal event; not stored again",
+                    extra={"service_id": event.service_id, "flow_run_id": event.operation_id,
+                           "event_type": event.event_type},
+                )  # fmt: skip
+                return None, []
+            if only_if is not None and not only_if(session):
+                return None, []
             row = EventLog(
                 service_id=event.service_id,
                 tenant_id=event.tenant_id,
@@ -190,6 +214,18 @@ def _unpublished(session: Session, service_id: str) -> list[EventRecord]:
         .limit(FLUSH_BATCH)
     ).all()
     return [EventRecord.from_row(r) for r in rows]
+
+
+def has_terminal_event(session: Session, service_id: str, operation_id: str) -> bool:
+    """Whether the operation (run) ``operation_id`` of the service has its ``completed``
+    or ``failed`` event in the log (committed, or stored in ``session``)."""
+    found = session.scalar(
+        select(EventLog.id)
+        .where(EventLog.operation_id == operation_id, EventLog.service_id == service_id)
+        .where(text(TERMINAL_EVENT_SQL))
+        .limit(1)
+    )
+    return found is not None
 
 
 def _lock_service(session: Session, service_id: str) -> None:

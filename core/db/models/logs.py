@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fiberflow.core.db.models.base import Base, utcnow
+
+#: The events that end an operation (``service.<operation>.completed`` / ``.failed``).
+#: Queries that look for them repeat this clause as it is, so PostgreSQL can prove it
+#: and use the partial index below.
+TERMINAL_EVENT_SQL = "(event_type LIKE '%.completed' OR event_type LIKE '%.failed')"
 
 
 class EventLog(Base):
@@ -22,6 +27,14 @@ class EventLog(Base):
         Index("ix_event_log_service_id_id", "service_id", "id"),
         Index("ix_event_log_unpublished", "published", "id"),
         Index("ix_event_log_tenant_id", "tenant_id", "id"),  # statistics per tenant
+        # Has this operation (run) its terminal event yet? Asked by every terminal
+        # publish and by the reconciler for every ended operation: one row per run.
+        Index(
+            "ix_event_log_terminal",
+            "operation_id",
+            sqlite_where=text(TERMINAL_EVENT_SQL),
+            postgresql_where=text(TERMINAL_EVENT_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -1,13 +1,13 @@
-"""A flow-run process SIGKILLed after it committed the service's ``failed`` status and
-while it was storing the ``service.provisioning.failed`` event: the service is no longer
-transitional, so the stuck-run check never sees it, and before the crash reconciler
-learned to look for ended operations without their terminal event the portal waited
-forever. Now the API's reconciler publishes the failed event: once (history and SSE
-agree, same id), and reconcilers run again, two at once, add none.
+"""A flow-run process SIGKILLed after it committed the service's end status (``failed``,
+or ``active``) and while it was storing the ``service.provisioning.failed`` (or
+``completed``) event: the service is no longer transitional, so the stuck-run check
+never sees it, and the portal would wait forever. The API's reconciler publishes the
+missing event: once (history and SSE agree, same id), and reconcilers run again, two at
+once, add none.
 
 The kill lands at that exact point with a database-side hold this test controls: a
-trigger on event_log makes the insert of a failed event wait for an advisory lock the
-test holds. The run is seen waiting there (its backend's client port is one of the run
+trigger on event_log makes the insert of that event wait for an advisory lock the test
+holds. The run is seen waiting there (its backend's client port is one of the run
 process's connections), then SIGKILLed; its insert never commits.
 """
 
@@ -37,15 +37,18 @@ from fiberflow.stack.reconciler import announce_missing
 pytestmark = pytest.mark.slow
 
 TENANT = "4f1c2a4e-8d7b-4c3a-9e2f-0a1b2c3d4e5f"
-HOLD_KEY = 4242  # the advisory lock a failed event's insert waits for
-HOLD_TRIGGER = [
-    "CREATE FUNCTION hold_failed_event() RETURNS trigger LANGUAGE plpgsql AS "
-    f"$$ BEGIN PERFORM pg_advisory_xact_lock_shared({HOLD_KEY}); RETURN NEW; END $$",
-    "CREATE TRIGGER hold_failed_event BEFORE INSERT ON event_log FOR EACH ROW "
-    "WHEN (NEW.event_type = 'service.provisioning.failed') "
-    "EXECUTE FUNCTION hold_failed_event()",
-]
-DROP_HOLD = ["DROP TRIGGER hold_failed_event ON event_log", "DROP FUNCTION hold_failed_event()"]
+HOLD_KEY = 4242  # the advisory lock a held event's insert waits for
+DROP_HOLD = ["DROP TRIGGER hold_event ON event_log", "DROP FUNCTION hold_event()"]
+
+
+def _hold_trigger(event_type: str) -> list[str]:
+    """Inserts of ``event_type`` wait (inside the trigger) until the test lets go."""
+    return [
+        "CREATE FUNCTION hold_event() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN PERFORM pg_advisory_xact_lock_shared({HOLD_KEY}); RETURN NEW; END $$",
+        "CREATE TRIGGER hold_event BEFORE INSERT ON event_log FOR EACH ROW "
+        f"WHEN (NEW.event_type = '{event_type}') EXECUTE FUNCTION hold_event()",
+    ]
 
 
 def _auth(stack: RunningStack) -> dict[str, str]:
@@ -96,21 +99,24 @@ def _kill_run_waiting_in(
     run.wait(60)
 
 
-def test_run_killed_between_failed_status_and_failed_event(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["failed", "completed"])
+def test_run_killed_between_end_status_and_terminal_event(tmp_path: Path, kind: str) -> None:
+    event_type = f"service.provisioning.{kind}"
     with running_stack(tmp_path, FIBERFLOW_RECONCILE_INTERVAL_SECONDS="2") as stack:
         wait_healthy(stack.api_url, stack.proc)
         engine = make_engine(stack.info()["database_url"])
         lab = json.loads((stack.data_dir / "lab.json").read_text())
         ports = {d["name"]: d["port"] for d in lab["devices"]}
-        # Provisioning fails for good in step 3 (the OLT refuses the service-port).
-        admin_call(ports["olt-1"], "faults", error_replies={
-            r"^service-port": "Failure: Conflicted service virtual port index"})  # fmt: skip
+        if kind == "failed":
+            # Provisioning fails for good in step 3 (the OLT refuses the service-port).
+            admin_call(ports["olt-1"], "faults", error_replies={
+                r"^service-port": "Failure: Conflicted service virtual port index"})  # fmt: skip
         auth = _auth(stack)
         with engine.connect() as hold:
             hold.execute(text("SELECT pg_advisory_lock(:key)"), {"key": HOLD_KEY})
             hold.commit()
             with engine.begin() as conn:
-                for sql in HOLD_TRIGGER:
+                for sql in _hold_trigger(event_type):
                     conn.execute(text(sql))
             body = {"customer_ref": "cust-kill", "plan": "100M", "olt": "olt-1",
                     "pon_port": "0/1/1", "ont_serial": "48575443AABBCC0F"}  # fmt: skip
@@ -120,15 +126,20 @@ def test_run_killed_between_failed_status_and_failed_event(tmp_path: Path) -> No
 
             deadline = time.monotonic() + 240
             while (backend := _held_insert(engine)) is None:
-                assert time.monotonic() < deadline, "the run never stored its failed event"
+                assert time.monotonic() < deadline, f"the run never stored its {kind} event"
                 time.sleep(0.2)
             with engine.connect() as conn:
                 row = _row(conn, sid)
-            # The row is committed failed; the failed event is not in the log.
-            assert row["status"] == "failed" and "Conflicted" in row["error"], row
+            # The row is committed (failed, or active); the terminal event is not in the log.
             before = _history(stack, sid, auth)
             assert not any(e["event_type"].endswith((".completed", ".failed")) for e in before)
-            assert [e["data"]["step"] for e in before if e["data"].get("status") == "failed"] == [3]
+            if kind == "failed":
+                assert row["status"] == "failed" and "Conflicted" in row["error"], row
+                failures = [e["data"]["step"] for e in before if e["data"].get("status") == kind]
+                assert failures == [3]
+            else:
+                assert row["status"] == "active" and row["error"] is None, row
+                assert (before[-1]["data"]["step"], before[-1]["data"]["status"]) == (6, kind)
             _kill_run_waiting_in(engine, backend, row["run_process"], stack)
             # The dead run's insert goes on now, finds its client gone and never commits.
             hold.execute(text("SELECT pg_advisory_unlock_all()"))
@@ -138,18 +149,19 @@ def test_run_killed_between_failed_status_and_failed_event(tmp_path: Path) -> No
                 conn.execute(text(sql))
 
         deadline = time.monotonic() + 240
-        while not (history := _history(stack, sid, auth))[-1]["event_type"].endswith(".failed"):
+        while (history := _history(stack, sid, auth))[-1]["event_type"] != event_type:
             assert time.monotonic() < deadline, history[-1]
             time.sleep(1)
         run_events = [e for e in history if e["data"].get("flow_run_id") == row["flow_run_id"]]
         terminal = [e for e in history if e["event_type"].endswith((".completed", ".failed"))]
-        assert [e["event_type"] for e in terminal] == ["service.provisioning.failed"]
-        failed = terminal[0]["data"]
-        assert failed["step"] == 3 and failed["error"] == row["error"][:500], failed
-        assert failed["flow_run_id"] == row["flow_run_id"] == created.json()["flow_run_id"]
+        assert [e["event_type"] for e in terminal] == [event_type]
+        end: dict[str, Any] = terminal[0]["data"]
+        if kind == "failed":
+            assert end["step"] == 3 and end["error"] == str(row["error"])[:500], end
+        assert end["flow_run_id"] == row["flow_run_id"] == created.json()["flow_run_id"]
         # From the reconciler, at the status commit's time; not the dead run's insert,
         # which would carry the moment it was made.
-        assert datetime.fromisoformat(failed["failed_at"]) == row["updated_at"]
+        assert datetime.fromisoformat(end[f"{kind}_at"]) == row["updated_at"]
         assert [e["id"] for e in history[: len(before)]] == [e["id"] for e in before]
 
         # The stream without Last-Event-ID: the latest operation, with the same ids.
@@ -161,7 +173,7 @@ def test_run_killed_between_failed_status_and_failed_event(tmp_path: Path) -> No
         ):
             for sse in source.iter_sse():
                 streamed.append({"id": int(sse.id), "event_type": sse.event, "data": sse.json()})
-                if sse.event.endswith(".failed"):
+                if sse.event == event_type:
                     break
         assert streamed == run_events
 

@@ -95,6 +95,8 @@ def _read(names: tuple[list[str], list[str], bool]) -> tuple[Snapshot, list[str]
     name=catalogue.DRIFT_CHECK.flow,
     # Prefect types the runner generic over its futures; its own docs write it this way.
     task_runner=ThreadPoolTaskRunner(max_workers=PARALLELISM),  # type: ignore[arg-type]
+    on_crashed=[drift_report.abandoned],
+    on_cancellation=[drift_report.abandoned],
 )
 def drift_check(
     check_id: str | None = None, remove_orphans: bool = False, service_id: str | None = None

@@ -7,9 +7,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import task
+from prefect import Flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun, State
+from sqlalchemy import select
 
 from fiberflow.core import metrics
 from fiberflow.core.db.models import DriftCheck, utcnow
@@ -113,6 +115,22 @@ def fail(check_id: str, error: str) -> None:
                 row.error = error[:2000]
     except Exception:
         log.exception("could not mark the drift check failed", extra={"check_id": check_id})
+
+
+def abandoned(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """The flow's ``on_crashed`` / ``on_cancellation`` hook (run by the worker when the
+    run's process is gone): its check ends ``failed`` instead of ``running`` forever."""
+    run_id = str(flow_run.id)
+    try:
+        with runtime().sessions() as s, s.begin():
+            rows = s.scalars(select(DriftCheck).where(DriftCheck.flow_run_id == run_id))
+            for row in rows:
+                if row.status == DRIFT_RUNNING:
+                    row.status = DRIFT_FAILED
+                    row.finished_at = utcnow()
+                    row.error = f"the run ended {state.name or 'abnormally'}"
+    except Exception:  # a hook must not raise into the worker
+        log.exception("could not close an abandoned drift check", extra={"flow_run_id": run_id})
 
 
 def _observe(report: dict[str, Any], duration: float) -> None:

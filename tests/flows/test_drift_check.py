@@ -7,6 +7,8 @@ own services' checks; a service mid-operation is skipped."""
 from __future__ import annotations
 
 import json
+import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -276,3 +278,19 @@ def test_a_device_that_times_out_leaves_its_services_unchecked(lifecycle: Lifecy
     assert report["repaired"] == report["failed"] == 0
     assert {lc.service(p.id).status for p in planned} == {"active"}
     assert _events(lc, planned[0].id) == []
+
+
+def test_a_check_whose_run_crashed_is_failed_not_running_forever(lifecycle: Lifecycle) -> None:
+    lc = lifecycle
+    run_id = str(uuid.uuid4())
+    with Session(lc.engine) as s, s.begin():
+        s.add(DriftCheck(id=run_id, status="running", flow_run_id=run_id))
+        s.add(DriftCheck(id=str(uuid.uuid4()), status="completed", flow_run_id=run_id))
+    # What the worker calls when the run's process died (stack/run_outcome.py).
+    for hook in drift_check.on_crashed_hooks:
+        hook(drift_check, SimpleNamespace(id=run_id), SimpleNamespace(name="Crashed"))
+    with Session(lc.engine) as s:
+        rows = {r.status: r for r in s.scalars(select(DriftCheck))}
+    assert set(rows) == {"failed", "completed"}
+    assert rows["failed"].id == run_id and rows["failed"].error == "the run ended Crashed"
+    assert drift_check.on_cancellation_hooks == drift_check.on_crashed_hooks

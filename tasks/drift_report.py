@@ -21,6 +21,9 @@ from fiberflow.tasks.runtime import runtime
 from fiberflow.tasks.service import ServiceView
 
 log = logging.getLogger(__name__)
+# Rows of the Prefect UI table at most: a first run on a neglected fleet may find
+# thousands of orphans; GET /api/v1/drift-checks/{id} has them all.
+ARTIFACT_ROWS = 1000
 
 
 @dataclass
@@ -162,14 +165,16 @@ def _artifact(check_id: str, report: dict[str, Any]) -> None:
         {"what": "orphan", "device_or_service": o["device"], "kind": o["kind"], "detail": o["ref"]}
         for o in report["orphans"]
     ]  # fmt: skip
+    shown = rows[:ARTIFACT_ROWS]  # the full lists are in the stored report
     try:
         create_table_artifact(
             key=f"drift-check-{check_id[:8]}",
-            table=rows,
+            table=shown,
             description=(
                 f"Drift check {check_id}: {report['services_checked']} services checked, "
                 f"{len(report['drifted'])} drifted, {report['repaired']} repaired, "
                 f"{len(report['orphans'])} orphans"
+                + (f" (first {ARTIFACT_ROWS} rows shown)" if len(rows) > ARTIFACT_ROWS else "")
             ),
         )
     except Exception:  # the report is in the database; the UI table is a convenience

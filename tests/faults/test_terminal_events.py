@@ -28,6 +28,7 @@ from fiberflow.core.db.models import EventLog, Operation, ServiceInstance
 from fiberflow.events import schema
 from fiberflow.events.publisher import EventPublisher
 from fiberflow.events.schema import validate_event
+from fiberflow.flows.plan_change import change_plan
 from fiberflow.flows.provision import provision
 from fiberflow.stack.reconciler import announce, announce_missing, unannounced
 from tests.faults.helpers import lock_waiters
@@ -179,6 +180,38 @@ def test_lost_completed_event_is_published_once_at_the_completion_time(
     assert completed_at == _utc(svc.updated_at)
     assert announce_missing(sessions, publisher, grace=NOW)[0] == []
     assert len(_terminal(lifecycle.events(sid))) == 1
+
+
+def test_lost_failed_event_of_a_restored_plan_change_is_failed_not_completed(
+    lifecycle: Lifecycle,
+) -> None:
+    # A failed plan change puts the service back to active (not failed): the row's
+    # stored error is what tells the reconciler the operation failed.
+    sid = lifecycle.new_service(plan="100M")
+    provision(sid)
+    lifecycle.lab.device("bng-1").faults.update(
+        error_replies={
+            r"^service-policy input PLAN-500M-IN": "% policy map PLAN-500M-IN not configured"
+        }
+    )
+    lifecycle.begin(sid, Operation.PLAN_CHANGE)
+    with (
+        event_store_refuses(lifecycle.engine, "service.plan_change.failed"),
+        pytest.raises(Exception, match="rejected"),
+    ):
+        change_plan(sid, "500M")
+    svc = lifecycle.service(sid)
+    assert (svc.status, svc.plan) == ("active", "100M") and "rejected" in (svc.error or "")
+    run = [e for e in lifecycle.events(sid) if e.operation_id == svc.flow_run_id]
+    assert _terminal(run) == []
+
+    published, _ = announce_missing(*_reconciler(lifecycle), grace=NOW)
+    assert len(published) == 1
+    last = lifecycle.events(sid)[-1]
+    assert (last.id, last.event_type) == (published[0], "service.plan_change.failed")
+    validate_event(last.event_type, last.data)
+    assert last.data["step"] == 3 and last.data["error"] == (svc.error or "")[:500]
+    assert announce_missing(*_reconciler(lifecycle), grace=NOW)[0] == []
 
 
 def test_two_reconcilers_that_both_saw_it_missing_publish_one_event(

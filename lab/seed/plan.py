@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from fiberflow.devices import validation
 from fiberflow.devices.inventory import Inventory, Olt
 from fiberflow.lab.lab_inventory import VLAN_FIRST, VLAN_LAST
+from fiberflow.lab.ont_optics import default_rx_power
 from fiberflow.lab.seed.errors import SeedRefused
 
 ONT_IDS = range(128)  # GPON: 0-127 per PON port
@@ -47,6 +48,7 @@ class Planned:
     pon_port: str
     ont_id: int
     serial: str
+    rx_power_dbm: float  # what the lab OLT reports for it (provisioning measures it)
     vlan: int
     ip: str
     netmask: str
@@ -174,10 +176,12 @@ def plan_services(n: int, tenant_id: str, inv: Inventory, taken: Taken) -> list[
     for i, (room, fsp, ont_id, vlan, ip) in enumerate(placed):
         plan, bng = plans[i % len(plans)], bngs[room.olt.bng]
         sid, ref = str(uuid.uuid4()), f"seed-{batch}-{i + 1:05d}"
+        serial = _serial(taken.serials)
         out.append(
             Planned(
                 id=sid, customer_ref=ref, plan=plan.name, olt=room.olt.name, bng=bng.name,
-                pon_port=fsp, ont_id=ont_id, serial=_serial(taken.serials), vlan=vlan,
+                pon_port=fsp, ont_id=ont_id, serial=serial,
+                rx_power_dbm=default_rx_power(serial), vlan=vlan,
                 ip=str(ipaddress.ip_address(ip)),
                 netmask=str(ipaddress.ip_network(bng.ip_pool).netmask),
                 username=radius_username(ref, sid), password=secrets.token_urlsafe(18),

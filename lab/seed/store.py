@@ -127,6 +127,8 @@ def _service(tenant_id: str, p: Planned, now: Any) -> dict[str, Any]:
         "pon_port": p.pon_port,
         "ont_serial": p.serial,
         "ont_id": p.ont_id,
+        # Provisioning's testing step stores the receive power it read off the OLT.
+        "ont_rx_power_dbm": p.rx_power_dbm,
         "vlan": p.vlan,
         "ip_address": p.ip,
         "radius_username": p.username,

@@ -28,6 +28,7 @@ from fiberflow.core.db.models import (
     VlanAllocation,
 )
 from fiberflow.devices.bng.parsing import parse_running_interfaces
+from fiberflow.devices.olt import HuaweiOlt
 from fiberflow.devices.olt.parsing import parse_ont_detail, parse_service_ports
 from fiberflow.devices.radius.client import RadiusClient
 from fiberflow.devices.radius.sql import RadiusStore
@@ -120,7 +121,7 @@ def test_seed_2000_services_as_provisioning_leaves_them(lab: LabProcess, engine:
         assert 100 <= (svc.vlan or 0) <= 3999 and svc.ip_address != "100.64.0.1"
     inv = lab.inventory
     for svc in random.Random(7).sample(list(services), 6):
-        _check_on_devices(lab, svc, engine)
+        _check_on_devices(lab, svc)
     # The RADIUS server of the lab accepts them with the seeded password.
     store = RadiusStore(engine)
     client = RadiusClient.from_inventory(inv.radius)
@@ -133,7 +134,7 @@ def test_seed_2000_services_as_provisioning_leaves_them(lab: LabProcess, engine:
         assert auth.status is AuthStatus.ACCEPT and auth.framed_ip == svc.ip_address
 
 
-def _check_on_devices(lab: LabProcess, svc: ServiceInstance, engine: Engine) -> None:
+def _check_on_devices(lab: LabProcess, svc: ServiceInstance) -> None:
     """The service as stock netmiko reads it off the OLT and the BNG."""
     inv = lab.inventory
     olt, bng = inv.olt(svc.olt), inv.bng_for(svc.olt)
@@ -153,6 +154,9 @@ def _check_on_devices(lab: LabProcess, svc: ServiceInstance, engine: Engine) -> 
                                                              plan.service_profile_id)  # fmt: skip
     assert [(sp.vlan, sp.gem_port, sp.user_vlan) for sp in ports] == [
         (svc.vlan, plan.gem_port, svc.vlan)]  # fmt: skip
+    # The receive power provisioning would have measured, as the driver reads it.
+    optics = HuaweiOlt(olt).get_optical_info(svc.pon_port, int(svc.ont_id or 0))
+    assert optics is not None and optics.rx_power_dbm == svc.ont_rx_power_dbm
     with ConnectHandler(device_type="cisco_ios", host=bng.host, port=bng.port, username="lab",
                         password="lab", secret="", use_keys=False) as conn:  # fmt: skip
         conn.enable()

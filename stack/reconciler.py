@@ -300,21 +300,24 @@ def announce_missing(
     *,
     grace: timedelta = TERMINAL_GRACE,
     since: datetime | None = None,
-) -> tuple[list[int], datetime]:
+) -> tuple[list[int], datetime | None]:
     """One pass: publish every missing terminal event. The ids published, and the
-    ``since`` for the next pass."""
+    ``since`` for the next pass (unchanged when one could not be published: the next
+    pass tries it again, however long that takes)."""
     started = datetime.now(UTC)
     published = []
+    failures = 0
     for item in unannounced(sessions, grace=grace, since=since):
         try:
             event_id = announce(sessions, publisher, item)
         except Exception:  # one bad row must not hide the others
             log.exception("could not publish a missing terminal event",
                           extra={"service_id": item.service_id})  # fmt: skip
+            failures += 1
             continue
         if event_id is not None:
             published.append(event_id)
-    return published, started - grace - SWEEP_OVERLAP
+    return published, since if failures else started - grace - SWEEP_OVERLAP
 
 
 async def run_reconciler(

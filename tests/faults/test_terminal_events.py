@@ -294,3 +294,17 @@ def test_reconcilers_racing_on_postgresql_store_one_event(pg_engine: Engine) -> 
     (failed,) = _terminal(events)
     assert failed.event_type == "service.provisioning.failed"
     assert failed.data["step"] == 2 and failed.data["error"] == "no free VLAN on bng-1"
+
+
+@pytest.mark.postgres
+def test_later_passes_still_see_operations_that_end_after_the_first(pg_engine: Engine) -> None:
+    sessions = sessionmaker(pg_engine, expire_on_commit=False)
+    publisher = EventPublisher(pg_engine, None)
+    nothing, since = announce_missing(sessions, publisher, grace=NOW)
+    assert nothing == [] and since is not None
+    sid, run = _ended_without_event(pg_engine)
+    published, _ = announce_missing(sessions, publisher, grace=NOW, since=since)
+    assert len(published) == 1
+    with Session(pg_engine) as s:
+        (event,) = _terminal(list(s.scalars(select(EventLog).where(EventLog.service_id == sid))))
+    assert (event.id, event.operation_id) == (published[0], run)

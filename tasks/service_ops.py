@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from fiberflow.core import catalogue
-from fiberflow.core.db.models import InvalidTransition, Operation, ServiceInstance, ServiceStatus
+from fiberflow.core.db.models import InvalidTransition, Operation, ServiceInstance
 from fiberflow.tasks.runtime import runtime
 
 
@@ -38,12 +37,3 @@ def release(service_id: str, operation: Operation) -> bool:
             return False
         row.status = before.value
         return True
-
-
-def active_service_ids(limit: int | None = None) -> list[str]:
-    with runtime().sessions() as s:
-        q = select(ServiceInstance.id).where(ServiceInstance.status == ServiceStatus.ACTIVE.value)
-        q = q.order_by(ServiceInstance.created_at)
-        if limit:
-            q = q.limit(limit)
-        return list(s.scalars(q))

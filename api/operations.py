@@ -8,23 +8,32 @@ once; a worker picks it up.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from anyio import from_thread
 from fastapi import HTTPException, status
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from fiberflow.api.schemas import Accepted
+from fiberflow.core.catalogue import LifecycleOperation
 from fiberflow.core.db.models import InvalidTransition, Operation, ServiceInstance
 from fiberflow.core.launch import launch as core_launch
 
 log = logging.getLogger(__name__)
 
+# What a route does with a service whose run could not be started:
+# ``give_back(session, service_id, error)``, ``error`` the exception's class name.
+GiveBack = Callable[[Session, str, str], None]
 
-def begin(session: Session, service: ServiceInstance, operation: Operation) -> None:
-    """Move the service into the operation's running status, or 409."""
+
+def transition(session: Session, change: Callable[[], None]) -> None:
+    """Apply ``change`` to a service row and commit, or 409 (an invalid transition, or a
+    row another request changed meanwhile)."""
     try:
-        service.begin(operation)
+        change()
         session.commit()
     except InvalidTransition as exc:
         session.rollback()
@@ -34,6 +43,38 @@ def begin(session: Session, service: ServiceInstance, operation: Operation) -> N
         raise HTTPException(
             status.HTTP_409_CONFLICT, "the service was changed by another request; retry"
         ) from None
+
+
+def begin(session: Session, service: ServiceInstance, operation: Operation) -> None:
+    """Move the service into the operation's running status, or 409."""
+    transition(session, lambda: service.begin(operation))
+
+
+def start(
+    session: Session,
+    row: ServiceInstance,
+    operation: Operation,
+    params: dict[str, Any],
+    *,
+    give_back: GiveBack,
+) -> Accepted:
+    """Begin the operation (409 as :func:`begin`), start its run and record the run's id.
+
+    Runs in the threadpool (the routes are sync): database calls block, and must not
+    stall the event loop that serves the SSE streams; the Prefect call goes back to it.
+    A run that cannot be started is 503, after ``give_back`` has dealt with the service.
+    """
+    begin(session, row, operation)
+    try:
+        flow_run_id = from_thread.run(launch, row.id, operation, params)
+    except Exception as exc:
+        log.exception("could not start %s", operation.value, extra={"service_id": row.id})
+        give_back(session, row.id, type(exc).__name__)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
+        ) from None
+    record_launch(session, row.id, flow_run_id)
+    return Accepted(id=row.id, status=row.status, flow_run_id=flow_run_id)
 
 
 async def launch(service_id: str, operation: Operation, parameters: dict[str, Any]) -> str:
@@ -62,3 +103,18 @@ def record_launch_failure(
             # The order never started: a retry with the same key places it anew.
             row.idempotency_key = None
         session.commit()
+
+
+def back_to_start(entry: LifecycleOperation, what: str) -> GiveBack:
+    """A give-back for an operation that starts from one status only: a service still in
+    the running status returns to it, ``error`` saying that ``what`` could not start."""
+
+    def give_back(session: Session, service_id: str, error: str) -> None:
+        row = session.get(ServiceInstance, service_id, populate_existing=True)
+        if row is not None and row.status == entry.running.value:
+            (before,) = entry.starts_from
+            row.status = before.value
+            row.error = f"could not start {what}: {error}"
+            session.commit()
+
+    return give_back

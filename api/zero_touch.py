@@ -8,15 +8,14 @@ from __future__ import annotations
 import logging
 import uuid
 
-from fastapi import HTTPException, status
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
+from fiberflow.api import operations
 from fiberflow.api.realtime import PUBLISHER
 from fiberflow.api.schemas import Accepted
 from fiberflow.api.state import AppState
 from fiberflow.core import catalogue
-from fiberflow.core.db.models import InvalidTransition, Operation, ServiceInstance
+from fiberflow.core.db.models import Operation, ServiceInstance
 from fiberflow.events.publisher import EventPublisher
 from fiberflow.events.schema import LifecycleEvent, completed, progress
 
@@ -67,18 +66,9 @@ def accept_waiting(state: AppState, row: ServiceInstance) -> Accepted:
 def withdraw(session: Session, state: AppState, row: ServiceInstance) -> Accepted:
     """Terminate an order that is still waiting for its ONT: nothing was allocated or
     configured, so no run starts and no device is asked. 409 if it stopped waiting."""
-    try:
-        row.withdraw()
-        session.commit()
-    except InvalidTransition as exc:
-        session.rollback()
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except StaleDataError:
-        # The discovery pass bound it meanwhile: terminate it as any provisioned service.
-        session.rollback()
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "the service was changed by another request; retry"
-        ) from None
+    # A StaleDataError (409) is the discovery pass that bound it meanwhile: terminate it
+    # as any provisioned service.
+    operations.transition(session, row.withdraw)
     last = list(catalogue.TERMINATION.steps.values())[-1]
     run = str(uuid.uuid4())
     _publish(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from anyio import from_thread
 from fastapi import APIRouter, Body, HTTPException, status
 from sqlalchemy import select
 
@@ -85,17 +84,9 @@ def replace_ont(
     if ServiceStatus(row.status) not in catalogue.ONT_REPLACEMENT.starts_from:
         raise _conflict(f"a service in status {row.status!r} cannot start {OPERATION.value}")
     _check_serial(session, row, body.ont_serial)
-    operations.begin(session, row, OPERATION)  # 409 if a concurrent request moved it
     params = {"ont_serial": body.ont_serial}
-    try:
-        flow_run_id = from_thread.run(operations.launch, row.id, OPERATION, params)
-    except Exception as exc:
-        log.exception("could not start %s", OPERATION.value, extra={"service_id": row.id})
-        _give_back(session, row.id, type(exc).__name__)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
-        ) from None
-    operations.record_launch(session, row.id, flow_run_id)
-    log.info("ont replacement started", extra={"service_id": row.id, "flow_run_id": flow_run_id,
-             "operation": OPERATION.value})  # fmt: skip
-    return Accepted(id=row.id, status=row.status, flow_run_id=flow_run_id)
+    # begin: 409 if a concurrent request moved it
+    accepted = operations.start(session, row, OPERATION, params, give_back=_give_back)
+    log.info("ont replacement started", extra={"service_id": row.id,
+             "flow_run_id": accepted.flow_run_id, "operation": OPERATION.value})  # fmt: skip
+    return accepted

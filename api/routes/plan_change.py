@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from anyio import from_thread
 from fastapi import APIRouter, Body, HTTPException, status
 
 from fiberflow.api import operations
@@ -23,7 +22,7 @@ from fiberflow.api.deps import OperatorDep, SessionDep
 from fiberflow.api.inventory import InventoryDep
 from fiberflow.api.schemas import Accepted, ChangePlanBody, ErrorBody
 from fiberflow.core import catalogue
-from fiberflow.core.db.models import Operation, ServiceInstance, ServiceStatus
+from fiberflow.core.db.models import Operation, ServiceStatus
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/services", tags=["services"])
@@ -33,16 +32,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 OPERATION = Operation.PLAN_CHANGE
 ENTRY = catalogue.PLAN_CHANGE
 
-
-def _give_back(session: SessionDep, service_id: str, error: str) -> None:
-    """The run never started, so nothing was touched: the service is ``active`` again
-    on its plan (not ``failed``: a plan change that fails leaves it active too)."""
-    row = session.get(ServiceInstance, service_id, populate_existing=True)
-    if row is not None and row.status == ENTRY.running.value:
-        (before,) = ENTRY.starts_from
-        row.status = before.value
-        row.error = f"could not start the plan change: {error}"
-        session.commit()
+# The run never started, so nothing was touched: the service is ``active`` again on its
+# plan (not ``failed``: a plan change that fails leaves it active too).
+_give_back = operations.back_to_start(ENTRY, "the plan change")
 
 
 @router.post(
@@ -91,22 +83,14 @@ def change_plan(
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"plan: the service is already on plan {body.plan!r}"
         )
-    operations.begin(session, row, OPERATION)  # 409 if a concurrent request moved it
     params = {"plan": body.plan}
-    try:
-        flow_run_id = from_thread.run(operations.launch, row.id, OPERATION, params)
-    except Exception as exc:
-        log.exception("could not start %s", OPERATION.value, extra={"service_id": row.id})
-        _give_back(session, row.id, type(exc).__name__)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
-        ) from None
-    operations.record_launch(session, row.id, flow_run_id)
+    # begin: 409 if a concurrent request moved it
+    accepted = operations.start(session, row, OPERATION, params, give_back=_give_back)
     extra = {
         "service_id": row.id,
-        "flow_run_id": flow_run_id,
+        "flow_run_id": accepted.flow_run_id,
         "operation": OPERATION.value,
         "plan": body.plan,
     }
     log.info("plan change started", extra=extra)
-    return Accepted(id=row.id, status=row.status, flow_run_id=flow_run_id)
+    return accepted

@@ -7,9 +7,9 @@ import binascii
 import hashlib
 import logging
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
-from anyio import from_thread
 from fastapi import APIRouter, Body, Header, HTTPException, Query, status
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -68,23 +68,11 @@ def _request_hash(body: ServiceCreate) -> str:
 def _launch(
     session: SessionDep, row: ServiceInstance, operation: Operation, params: dict[str, Any]
 ) -> Accepted:
-    """Runs in the threadpool (the routes are sync): database calls block, and must not
-    stall the event loop that serves the SSE streams; the Prefect call goes back to it."""
-    operations.begin(session, row, operation)
-    try:
-        flow_run_id = from_thread.run(operations.launch, row.id, operation, params)
-    except Exception as exc:
-        log.exception("could not start %s", operation.value, extra={"service_id": row.id})
-        # A create that never started frees its Idempotency-Key: "try again" must work.
-        creating = operation is Operation.PROVISIONING
-        operations.record_launch_failure(
-            session, row.id, type(exc).__name__, release_idempotency_key=creating
-        )
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
-        ) from None
-    operations.record_launch(session, row.id, flow_run_id)
-    return Accepted(id=row.id, status=row.status, flow_run_id=flow_run_id)
+    """A run that cannot be started fails the service."""
+    # A create that never started frees its Idempotency-Key: "try again" must work.
+    creating = operation is Operation.PROVISIONING
+    give_back = partial(operations.record_launch_failure, release_idempotency_key=creating)
+    return operations.start(session, row, operation, params, give_back=give_back)
 
 
 @router.post("", status_code=202, response_model=Accepted,

@@ -45,8 +45,9 @@ def configure(level: str = "INFO", json_lines: bool = False) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-# Our top-level packages: their loggers get their own handler in flow-run processes.
-PACKAGES = ("api", "core", "devices", "events", "flows", "tasks")
+# The one import root: its logger (the parent of every module's) gets its own handler in
+# flow-run processes.
+PACKAGES = ("fiberflow",)
 _flow_run_configured = False
 
 

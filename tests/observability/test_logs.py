@@ -34,7 +34,7 @@ def test_flow_run_logs_carry_the_structured_fields(
     sid = lifecycle.new_service()
     provision(sid)
     flow_run_id = lifecycle.service(sid).flow_run_id
-    ours = [r for r in caplog.records if r.name.startswith(("tasks", "flows"))]
+    ours = [r for r in caplog.records if r.name.startswith(("fiberflow.tasks", "fiberflow.flows"))]
 
     started = _json(ours, "flow run started")
     assert len(started) == 1
@@ -100,4 +100,4 @@ def test_flows_called_in_process_keep_the_root_handlers() -> None:
 
     assert "PREFECT__FLOW_RUN_ID" not in os.environ
     assert configure_flow_run_process("INFO", json_lines=True) is False
-    assert logging.getLogger("tasks").propagate
+    assert logging.getLogger("fiberflow").propagate

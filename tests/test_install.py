@@ -46,8 +46,15 @@ def test_wheel_install_runs_the_stack_from_elsewhere(tmp_path: Path) -> None:
     site_dir = (
         env_dir / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     )
-    installed = sorted(p.name for p in site_dir.iterdir() if not p.name.endswith(".dist-info"))
+    # What became importable (``bin/`` holds the console script under ``--target``).
+    installed = sorted(
+        p.name
+        for p in site_dir.iterdir()
+        if (p / "__init__.py").exists() or p.suffix in (".py", ".so", ".pth")
+    )
     assert installed == ["fiberflow"], f"site-packages got {installed}: one import root only"
+    (top_level,) = site_dir.glob("fiberflow-*.dist-info/top_level.txt")
+    assert top_level.read_text().split() == ["fiberflow"]
     assert not any((site_dir / "fiberflow" / room).is_symlink() for room in ("api", "core", "lab"))
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()

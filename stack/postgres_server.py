@@ -102,11 +102,18 @@ def run_as() -> str | None:
     try:
         pwd.getpwnam(ROOT_RUNS_AS)
     except KeyError:
-        subprocess.run(
+        made = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
              ROOT_RUNS_AS],
-            check=True, capture_output=True,
+            capture_output=True, text=True,
         )  # fmt: skip
+        # Another stack starting at the same moment may have made it first.
+        try:
+            pwd.getpwnam(ROOT_RUNS_AS)
+        except KeyError:
+            raise EmbeddedPostgresError(
+                f"could not create the system user {ROOT_RUNS_AS}: {made.stderr.strip()}"
+            ) from None
     return ROOT_RUNS_AS
 
 

@@ -26,7 +26,7 @@ from fiberflow.devices.inventory import Inventory
 from fiberflow.devices.olt.fleet import OltFleet
 from fiberflow.devices.olt.models import OntInfo, ServicePort
 from fiberflow.devices.radius.types import RadiusSubscriber
-from fiberflow.tasks.reprovisioning import Drift, Wanted
+from fiberflow.tasks.reprovisioning import Drift, Wanted, bng_drift, olt_drift, radius_drift
 from fiberflow.tasks.service import ServiceView
 
 RADIUS = "radius"  # the "device" name of the RADIUS tables in reports
@@ -86,52 +86,6 @@ def wanted(svc: ServiceView, inventory: Inventory) -> Wanted | None:
         username=svc.radius_username,
         description=svc.description or f"ff-{svc.customer_ref}"[:64],
     )
-
-
-# -- one service: the same checks as tasks/reprovisioning.py, on values already read ------
-def olt_drift(serial: str | None, want: Wanted, ont: OntInfo | None,
-              ports: Iterable[ServicePort]) -> list[Drift]:  # fmt: skip
-    if ont is None or ont.serial != serial:
-        return [Drift("olt", "ont", str(serial), ont.serial if ont else "absent")]
-    drift: list[Drift] = []
-    if ont.control_flag != "active":
-        drift.append(Drift("olt", "ont_state", "active", ont.control_flag))
-    if not any(p.vlan == want.vlan and p.gem_port == want.plan.gem_port for p in ports):
-        drift.append(Drift("olt", "service-port", f"vlan {want.vlan}", "absent"))
-    return drift
-
-
-def bng_drift(want: Wanted, sub: SubInterface | None) -> list[Drift]:
-    if sub is None:
-        return [Drift("bng", "sub-interface", f"vlan {want.vlan}", "absent")]
-    return [
-        Drift("bng", item, str(expected), str(found))
-        for item, expected, found in (
-            ("vlan", want.vlan, sub.vlan),
-            ("ip_address", want.ip, sub.ip_address),
-            ("netmask", want.netmask, sub.netmask),
-            ("policy_in", want.plan.policy_in, sub.policy_in),
-            ("policy_out", want.plan.policy_out, sub.policy_out),
-        )
-        if expected != found
-    ]
-
-
-def radius_drift(want: Wanted, rad: RadiusSubscriber | None) -> list[Drift]:
-    if rad is None or not rad.password:
-        return [Drift("radius", "subscriber", want.username, "absent")]
-    drift = [
-        Drift("radius", item, str(expected), str(found))
-        for item, expected, found in (
-            ("ip_address", want.ip, rad.ip_address),
-            ("netmask", want.netmask, rad.netmask),
-            ("group", want.plan.name, rad.group),
-        )
-        if expected != found
-    ]
-    if len(rad.groups) > 1:
-        drift.append(Drift("radius", "groups", want.plan.name, ",".join(rad.groups)))
-    return drift
 
 
 @dataclass(frozen=True, slots=True)

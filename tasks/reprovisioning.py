@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from prefect import task
@@ -19,7 +20,10 @@ from prefect.runtime import flow_run
 
 from fiberflow.core import catalogue
 from fiberflow.core.db.models import InvalidTransition, Operation, ServiceStatus
+from fiberflow.devices.bng.models import SubInterface
 from fiberflow.devices.inventory import Plan
+from fiberflow.devices.olt.models import OntInfo, ServicePort
+from fiberflow.devices.radius.types import RadiusSubscriber
 from fiberflow.tasks import devices, service, service_ops
 from fiberflow.tasks.context import RunContext, lookup, register
 from fiberflow.tasks.hooks import step_hooks
@@ -97,25 +101,20 @@ def _wanted(svc: ServiceView) -> Wanted:
     )
 
 
-def _read_olt(ctx: RunContext | None, svc: ServiceView, want: Wanted) -> list[Drift]:
-    olt = devices.olt(ctx, svc.olt, "checking")
-    with devices.device_slot(svc.olt):
-        ont = olt.get_ont(svc.pon_port, want.ont_id)
-    if ont is None or ont.serial != svc.ont_serial:
-        return [Drift("olt", "ont", svc.ont_serial, ont.serial if ont else "absent")]
+# -- the checks, on values already read (here per service; tasks/fleet_compare.py per fleet) --
+def olt_drift(serial: str | None, want: Wanted, ont: OntInfo | None,
+              ports: Iterable[ServicePort]) -> list[Drift]:  # fmt: skip
+    if ont is None or ont.serial != serial:
+        return [Drift("olt", "ont", str(serial), ont.serial if ont else "absent")]
     drift: list[Drift] = []
-    if ont.control_flag != "active":  # an active service's ONT is never deactivated
+    if ont.control_flag != "active":
         drift.append(Drift("olt", "ont_state", "active", ont.control_flag))
-    with devices.device_slot(svc.olt):
-        ports = olt.list_service_ports(svc.pon_port, want.ont_id)
     if not any(p.vlan == want.vlan and p.gem_port == want.plan.gem_port for p in ports):
         drift.append(Drift("olt", "service-port", f"vlan {want.vlan}", "absent"))
     return drift
 
 
-def _read_bng(ctx: RunContext | None, want: Wanted) -> list[Drift]:
-    with devices.device_slot(want.bng):
-        sub = devices.bng(ctx, want.bng, "checking").get_subscriber(want.vlan)
+def bng_drift(want: Wanted, sub: SubInterface | None) -> list[Drift]:
     if sub is None:
         return [Drift("bng", "sub-interface", f"vlan {want.vlan}", "absent")]
     return [
@@ -131,8 +130,7 @@ def _read_bng(ctx: RunContext | None, want: Wanted) -> list[Drift]:
     ]
 
 
-def _read_radius(ctx: RunContext | None, want: Wanted) -> list[Drift]:
-    rad = devices.radius(ctx, "checking").get(want.username)
+def radius_drift(want: Wanted, rad: RadiusSubscriber | None) -> list[Drift]:
     if rad is None or not rad.password:
         return [Drift("radius", "subscriber", want.username, "absent")]
     drift = [
@@ -144,9 +142,30 @@ def _read_radius(ctx: RunContext | None, want: Wanted) -> list[Drift]:
         )
         if expected != found
     ]
-    if len(rad.groups) > 1:  # a stray extra group changes what RADIUS replies
+    if len(rad.groups) > 1:
         drift.append(Drift("radius", "groups", want.plan.name, ",".join(rad.groups)))
     return drift
+
+
+def _read_olt(ctx: RunContext | None, svc: ServiceView, want: Wanted) -> list[Drift]:
+    olt = devices.olt(ctx, svc.olt, "checking")
+    with devices.device_slot(svc.olt):
+        ont = olt.get_ont(svc.pon_port, want.ont_id)
+    if ont is None or ont.serial != svc.ont_serial:
+        return olt_drift(svc.ont_serial, want, ont, ())  # no service-ports to read then
+    with devices.device_slot(svc.olt):
+        ports = olt.list_service_ports(svc.pon_port, want.ont_id)
+    return olt_drift(svc.ont_serial, want, ont, ports)
+
+
+def _read_bng(ctx: RunContext | None, want: Wanted) -> list[Drift]:
+    with devices.device_slot(want.bng):
+        sub = devices.bng(ctx, want.bng, "checking").get_subscriber(want.vlan)
+    return bng_drift(want, sub)
+
+
+def _read_radius(ctx: RunContext | None, want: Wanted) -> list[Drift]:
+    return radius_drift(want, devices.radius(ctx, "checking").get(want.username))
 
 
 def read_drift(svc: ServiceView) -> DriftReport:

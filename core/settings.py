@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fiberflow.core import blackout
+
 # Keys people paste from tutorials; refusing them keeps a demo key out of production.
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "secret", "your-secret-key", "dev", "test", "jwt-secret"}
@@ -74,8 +76,23 @@ class Settings(BaseSettings):
     # imported Prefect and the flows once (core/worker.py); "cold" is Prefect's stock
     # process worker (a fresh `python -m prefect.engine` per run).
     worker_mode: Literal["warm", "cold"] = "warm"
+    # Bulk runs: services started per minute, at a steady pace (60: one a second).
+    bulk_rate: float = Field(default=60.0, gt=0)
+    # Blackout windows in UTC (core/blackout.py), e.g. "Sat 00:00-Mon 06:00,*-12-24":
+    # a bulk run holds at ``scheduled`` while one covers now. Empty: none.
+    bulk_blackout: str = ""
+    # Four-eyes: a bulk run of more services than this (and any bulk termination) waits
+    # for another operator's approval, for at most bulk_approval_timeout_seconds.
+    approval_threshold: int = Field(default=50, ge=0)
+    bulk_approval_timeout_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     log_level: str = "INFO"
     log_json: bool = False
+
+    @field_validator("bulk_blackout")
+    @classmethod
+    def _blackout_parses(cls, v: str) -> str:
+        blackout.parse(v)  # BlackoutError (a ValueError) names the malformed part
+        return v
 
     @field_validator("data_dir")
     @classmethod
@@ -83,6 +100,9 @@ class Settings(BaseSettings):
         return v.expanduser().resolve()
 
     # -- derived values -------------------------------------------------------------
+    def blackout_windows(self) -> tuple[blackout.Window, ...]:
+        return blackout.parse(self.bulk_blackout)
+
     @property
     def stack(self) -> dict[str, Any]:
         """What a running ``fiberflow up`` with this data dir published, or {}."""

@@ -1,6 +1,7 @@
 """SQLAlchemy 2 models. Import from here; Alembic reads ``Base.metadata``."""
 
 from fiberflow.core.db.models.base import Base, utcnow
+from fiberflow.core.db.models.bulk import BulkItem, BulkRun
 from fiberflow.core.db.models.discovery import OntSighting
 from fiberflow.core.db.models.drift import DriftCheck
 from fiberflow.core.db.models.ipam import IpAllocation, IpPool, VlanAllocation
@@ -23,6 +24,8 @@ from fiberflow.core.db.models.service import (
 __all__ = [
     "TRANSITIONAL",
     "Base",
+    "BulkItem",
+    "BulkRun",
     "DeviceCommandAudit",
     "DriftCheck",
     "EventLog",

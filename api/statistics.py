@@ -36,6 +36,8 @@ def _runs(
         select(EventLog.operation, func.min(EventLog.created_at),
                _first("completed"), _first("failed"))
         .where(EventLog.tenant_id == tenant_id)
+        # Service operations only: a bulk run's events share the log (events/bulk.py).
+        .where(EventLog.event_type.like("service.%"))
         .group_by(EventLog.service_id, EventLog.operation, EventLog.operation_id)
     )  # fmt: skip
     return [(op, start, done, failed) for op, start, done, failed in session.execute(q).all()]

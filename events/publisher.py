@@ -26,6 +26,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -57,6 +59,21 @@ def connect_sync(url: str, *, connect_timeout: float = 1.0, timeout: float = 2.0
         socket_timeout=timeout,
         retry=Retry(NoBackoff(), 1),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One event as its ``event_log`` row: ``key`` is what its stream is keyed by (the
+    service id; a bulk run's id for the bulk's events). ``terminal``: at most one such
+    event per (``key``, ``operation_id``) is stored."""
+
+    key: str
+    tenant_id: str
+    operation: str
+    operation_id: str | None
+    event_type: str
+    data: dict[str, Any]
+    terminal: bool = False
 
 
 class EventPublisher:
@@ -102,49 +119,69 @@ class EventPublisher:
         """
         if not self.coalescer.admit(event):
             return None
+        return self.publish_entry(
+            LogEntry(
+                key=event.service_id,
+                tenant_id=event.tenant_id,
+                operation=event.operation.value,
+                operation_id=event.operation_id,
+                event_type=event.event_type,
+                data=event.data(),
+                terminal=event.is_terminal,
+            ),
+            only_if=only_if,
+        )
+
+    def publish_entry(
+        self, entry: LogEntry, *, only_if: Callable[[Session], bool] | None = None
+    ) -> int | None:
+        """``publish()`` for an event that is already a log row's fields (no coalescing):
+        what a bulk run's events go through (events/bulk.py), keyed by the bulk id."""
         try:
-            event_id, pending = self._store(event, only_if)
+            event_id, pending = self._store(entry, only_if)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
             # Nothing was committed (the commit is the last statement), so one more
             # try cannot store the event twice.
             logger.warning("event store lost its connection; retrying once",
-                           extra={"service_id": event.service_id})  # fmt: skip
-            event_id, pending = self._store(event, only_if)
+                           extra={"service_id": entry.key})  # fmt: skip
+            event_id, pending = self._store(entry, only_if)
         if pending:
             self._send(pending)
         return event_id
 
     def _store(
-        self, event: LifecycleEvent, only_if: Callable[[Session], bool] | None = None
+        self, entry: LogEntry, only_if: Callable[[Session], bool] | None = None
     ) -> tuple[int | None, list[EventRecord]]:
         with self._sessions() as session, session.begin():
-            _lock_service(session, event.service_id)
-            if event.is_terminal and has_terminal_event(
-                session, event.service_id, event.operation_id
+            _lock_service(session, entry.key)
+            if (
+                entry.terminal
+                and entry.operation_id is not None
+                and has_terminal_event(session, entry.key, entry.operation_id)
             ):
                 logger.info(
                     "operation already has its terminal event; not stored again",
-                    extra={"service_id": event.service_id, "flow_run_id": event.operation_id,
-                           "event_type": event.event_type},
+                    extra={"service_id": entry.key, "flow_run_id": entry.operation_id,
+                           "event_type": entry.event_type},
                 )  # fmt: skip
                 return None, []
             if only_if is not None and not only_if(session):
                 return None, []
             row = EventLog(
-                service_id=event.service_id,
-                tenant_id=event.tenant_id,
-                operation=event.operation.value,
-                operation_id=event.operation_id,
-                event_type=event.event_type,
-                data=event.data(),
+                service_id=entry.key,
+                tenant_id=entry.tenant_id,
+                operation=entry.operation,
+                operation_id=entry.operation_id,
+                event_type=entry.event_type,
+                data=entry.data,
                 published=False,
             )
             session.add(row)
             session.flush()
             event_id = row.id
-            pending = _unpublished(session, event.service_id) if self._redis else []
+            pending = _unpublished(session, entry.key) if self._redis else []
         return event_id, pending
 
     def flush_outbox(self, limit: int = FLUSH_BATCH) -> int:

@@ -15,11 +15,11 @@ from anyio import from_thread
 from fastapi import HTTPException, status
 from sqlalchemy import update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from fiberflow.api.schemas import Accepted
+from fiberflow.core import transition as core_transition
 from fiberflow.core.catalogue import LifecycleOperation
-from fiberflow.core.db.models import InvalidTransition, Operation, ServiceInstance
+from fiberflow.core.db.models import Operation, ServiceInstance
 from fiberflow.core.launch import launch as core_launch
 
 log = logging.getLogger(__name__)
@@ -31,18 +31,12 @@ GiveBack = Callable[[Session, str, str], None]
 
 def transition(session: Session, change: Callable[[], None]) -> None:
     """Apply ``change`` to a service row and commit, or 409 (an invalid transition, or a
-    row another request changed meanwhile)."""
+    row another request changed meanwhile). The same path a bulk run takes
+    (core/transition.py), which skips the service instead."""
     try:
-        change()
-        session.commit()
-    except InvalidTransition as exc:
-        session.rollback()
+        core_transition.apply(session, change)
+    except core_transition.Refused as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except StaleDataError:
-        session.rollback()
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "the service was changed by another request; retry"
-        ) from None
 
 
 def begin(session: Session, service: ServiceInstance, operation: Operation) -> None:

@@ -4,6 +4,10 @@ Like nornir: every change returns ``Result(changed, diff, failed)``; reads retur
 values. Drivers never import Prefect, HTTP or event code. A caller that wants an audit
 trail passes ``audit=`` — a callable that receives one CommandRecord per device command
 (output with secrets already redacted).
+
+Dry run: every write method takes ``dry_run=True`` too. It makes the same reads and
+renders the same lines, and returns them in ``Result.lines`` without sending them:
+``Result.lines`` of a real call are exactly the lines it sent (CommandRecord.config).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ class Result:
     diff: str = ""
     failed: bool = False
     detail: dict[str, object] = field(default_factory=dict)
+    #: The change as data: the configuration lines sent (or, with dry_run, that would
+    #: be), in order; RADIUS rows as ``+ radcheck <user> <attribute> <op> <value>``.
+    lines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,9 @@ class CommandRecord:
     output: str
     ok: bool
     duration_ms: float
+    #: True for a configuration line a write sends (its Result.lines); False for reads,
+    #: mode changes (enable, config, return, configure terminal, end) and the login.
+    config: bool = False
 
 
 AuditSink = Callable[[CommandRecord], None]

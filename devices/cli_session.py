@@ -86,8 +86,9 @@ class CliSession:
         # Any prompt of this device: "olt-1>", "olt-1#", "olt-1(config-if-gpon-0/1)#".
         self.prompt_re = re.escape(conn.base_prompt) + r"[^\r\n#>]*[#>]"
 
-    def send(self, command: str) -> str:
-        """Run one command and return its output (echo and prompt stripped)."""
+    def send(self, command: str, *, config: bool = False) -> str:
+        """Run one command and return its output (echo and prompt stripped). ``config``:
+        a configuration line of a change (audited as such), not a read."""
         start = time.monotonic()
         try:
             output = self.conn.send_command(
@@ -98,10 +99,10 @@ class CliSession:
                 strip_command=True,
             )
         except TRANSPORT_ERRORS as exc:
-            self._record(command, f"<{type(exc).__name__}: {exc}>", False, start)
+            self._record(command, f"<{type(exc).__name__}: {exc}>", False, start, config)
             raise TransientDeviceError(self.device.name, f"{command!r}: {exc}") from exc
         assert isinstance(output, str)
-        self._record(command, output, self.failure_of(output) is None, start)
+        self._record(command, output, self.failure_of(output) is None, start, config)
         return output
 
     def configure(self, command: str, error_pattern: str) -> str:
@@ -116,12 +117,12 @@ class CliSession:
                 read_timeout=self.device.timeout,
             )
         except ConfigInvalidException as exc:
-            self._record(command, str(exc), False, start)
+            self._record(command, str(exc), False, start, True)
             raise PermanentDeviceError(self.device.name, f"{command!r} rejected: {exc}") from exc
         except TRANSPORT_ERRORS as exc:
-            self._record(command, f"<{type(exc).__name__}: {exc}>", False, start)
+            self._record(command, f"<{type(exc).__name__}: {exc}>", False, start, True)
             raise TransientDeviceError(self.device.name, f"{command!r}: {exc}") from exc
-        self._record(command, output, self.failure_of(output) is None, start)
+        self._record(command, output, self.failure_of(output) is None, start, True)
         return output
 
     def call(self, what: str, fn: Callable[[], Any]) -> Any:
@@ -135,13 +136,15 @@ class CliSession:
         self._record(what, "", True, start)
         return result
 
-    def _record(self, command: str, output: str, ok: bool, start: float) -> None:
+    def _record(
+        self, command: str, output: str, ok: bool, start: float, config: bool = False
+    ) -> None:
         ms = (time.monotonic() - start) * 1000
         log.debug(
             "device command",
             extra={"device": self.device.name, "command": command, "ok": ok, "ms": round(ms, 1)},
         )
-        self.audit(CommandRecord(self.device.name, command, output, ok, ms))
+        self.audit(CommandRecord(self.device.name, command, output, ok, ms, config))
 
 
 @contextmanager

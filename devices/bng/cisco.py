@@ -5,11 +5,17 @@ A subscriber is sub-interface ``<uplink>.<vlan>`` with ``encapsulation dot1Q <vl
 and output service policies. Suspension swaps both policies for the walled-garden
 policy; resumption puts the plan's back. Every operation validates its input first,
 opens ONE session, reads the current config, and changes only what differs.
+
+A change is rendered first (``interface <name>`` and the lines that turn what the BNG
+holds into what is wanted), then exactly those lines are sent in config mode
+(``configure terminal``/``end`` are mode changes, not lines); ``dry_run=True`` makes the
+same reads and returns the lines unsent (``Result.lines``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from fiberflow.devices import validation as v
 from fiberflow.devices.base import AuditSink, InvalidInput, PermanentDeviceError, Result, no_audit
@@ -71,7 +77,7 @@ class CiscoBng:
         subs = parse_subinterfaces(out, self.bng.uplink)
         return BngFleet(self.bng.name, self.bng.uplink, tuple(subs))
 
-    def remove_interface(self, name: str) -> Result:
+    def remove_interface(self, name: str, *, dry_run: bool = False) -> Result:
         """Remove sub-interface ``name`` of the uplink, whatever its VLAN (an orphan may
         carry none, or one that differs from its number)."""
         checked = v.interface(name)
@@ -81,9 +87,12 @@ class CiscoBng:
             s.call("enable", s.conn.enable)
             if self._read(s, checked) is None:
                 return Result(changed=False)
-            self._configure(s, [f"no interface {checked}"])
+            lines = (f"no interface {checked}",)
+            if dry_run:
+                return Result(changed=True, diff=f"- interface {checked}", lines=lines)
+            self._configure(s, lines)
         log.info("sub-interface removed", extra={"device": self.bng.name, "interface": checked})
-        return Result(changed=True, diff=f"- interface {checked}")
+        return Result(changed=True, diff=f"- interface {checked}", lines=lines)
 
     def _read(self, s: CliSession, name: str) -> SubInterface | None:
         out = s.send(f"show running-config interface {name}")
@@ -103,6 +112,8 @@ class CiscoBng:
         policy_out: str,
         description: str,
         inner_vlan: int | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Result:
         name = self._name(vlan)
         outer = v.vlan(vlan)
@@ -112,30 +123,37 @@ class CiscoBng:
         p_in, p_out = v.policy(policy_in), v.policy(policy_out)
         desc = v.description(description)
         want = SubInterface(name, outer, inner, desc, ip, mask, p_in, p_out)
-        return self._converge(name, want, create=True)
+        return self._converge(name, want, create=True, dry_run=dry_run)
 
-    def apply_walled_garden(self, vlan: int) -> Result:
+    def apply_walled_garden(self, vlan: int, *, dry_run: bool = False) -> Result:
         wg = self.walled_garden_policy
-        return self._set_policies(vlan, wg, wg)
+        return self._set_policies(vlan, wg, wg, dry_run)
 
-    def restore_plan(self, vlan: int, policy_in: str, policy_out: str) -> Result:
-        return self._set_policies(vlan, v.policy(policy_in), v.policy(policy_out))
+    def restore_plan(
+        self, vlan: int, policy_in: str, policy_out: str, *, dry_run: bool = False
+    ) -> Result:
+        return self._set_policies(vlan, v.policy(policy_in), v.policy(policy_out), dry_run)
 
-    def _set_policies(self, vlan: int, policy_in: str, policy_out: str) -> Result:
+    def _set_policies(self, vlan: int, policy_in: str, policy_out: str, dry_run: bool) -> Result:
         name = self._name(vlan)
-        return self._converge(name, (policy_in, policy_out), create=False)
+        return self._converge(name, (policy_in, policy_out), create=False, dry_run=dry_run)
 
-    def remove_subscriber(self, vlan: int) -> Result:
+    def remove_subscriber(self, vlan: int, *, dry_run: bool = False) -> Result:
         name = self._name(vlan)
         with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
             s.call("enable", s.conn.enable)
             if self._read(s, name) is None:
                 return Result(changed=False)
-            self._configure(s, [f"no interface {name}"])
+            lines = (f"no interface {name}",)
+            if dry_run:
+                return Result(changed=True, diff=f"- interface {name}", lines=lines)
+            self._configure(s, lines)
         log.info("subscriber removed", extra={"device": self.bng.name, "interface": name})
-        return Result(changed=True, diff=f"- interface {name}")
+        return Result(changed=True, diff=f"- interface {name}", lines=lines)
 
-    def _converge(self, name: str, want: SubInterface | tuple[str, str], create: bool) -> Result:
+    def _converge(
+        self, name: str, want: SubInterface | tuple[str, str], create: bool, dry_run: bool
+    ) -> Result:
         with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
             s.call("enable", s.conn.enable)
             have = self._read(s, name)
@@ -148,10 +166,12 @@ class CiscoBng:
                 lines = _subif_lines(have, want)
             if not lines:
                 return Result(changed=False)
-            self._configure(s, [f"interface {name}", *lines])
-        return Result(changed=True, diff="\n".join(f"+ {line}" for line in lines))
+            sent = (f"interface {name}", *lines)
+            if not dry_run:
+                self._configure(s, sent)
+        return Result(changed=True, diff="\n".join(f"+ {line}" for line in lines), lines=sent)
 
-    def _configure(self, s: CliSession, lines: list[str]) -> None:
+    def _configure(self, s: CliSession, lines: Sequence[str]) -> None:
         s.call("configure terminal", s.conn.config_mode)
         for line in lines:
             try:

@@ -7,12 +7,17 @@ idempotent: repeating a completed call returns ``Result(changed=False)``.
 
 ONT ids: ``add_ont(..., ont_id=None)`` lets the driver pick the lowest free id on the
 port (in the same session); ``find_free_ont_id`` exposes the same choice.
+
+A write renders its configuration lines first (huawei_lines.py: what is sent in config
+mode, ``interface gpon F/S`` and ``quit`` included), then sends
+exactly those; ``dry_run=True`` makes the same reads and returns the lines unsent
+(``Result.lines``). ``config``/``return`` are mode changes, not lines.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from fiberflow.devices import validation as v
@@ -30,6 +35,12 @@ from fiberflow.devices.olt.errors import (
     raise_for_failure,
 )
 from fiberflow.devices.olt.fleet import OltFleet
+from fiberflow.devices.olt.huawei_lines import (
+    render_ont_add,
+    render_ont_delete,
+    render_ont_state,
+    render_service_port,
+)
 from fiberflow.devices.olt.models import OntInfo, OpticalInfo, ServicePort
 
 log = logging.getLogger(__name__)
@@ -64,9 +75,11 @@ class HuaweiOlt:
             s.call("enable", s.conn.enable)
             yield s
 
-    def _checked(self, s: CliSession, command: str, tolerate: str | None = None) -> str:
+    def _checked(
+        self, s: CliSession, command: str, tolerate: str | None = None, config: bool = False
+    ) -> str:
         """Send ``command``; raise the typed error for a failure line (unless tolerated)."""
-        out = s.send(command)
+        out = s.send(command, config=config)
         line = failure_line(out)
         if line is not None and not (tolerate and tolerate in line):
             raise_for_failure(self.olt.name, command, out)
@@ -172,6 +185,8 @@ class HuaweiOlt:
         line_profile_id: int,
         service_profile_id: int,
         description: str,
+        *,
+        dry_run: bool = False,
     ) -> Result:
         """Register ``serial`` on ``fsp`` (``ont_id`` None: lowest free id)."""
         f, slot, p = self._port(fsp)
@@ -197,11 +212,13 @@ class HuaweiOlt:
             for attempt in range(1, PICK_ATTEMPTS + 1):
                 if pick:
                     i = self._free_id(s, f, slot, p)
-                cmd = (
-                    f"ont add {p} {i} sn-auth {sn} omci ont-lineprofile-id {line} "
-                    f'ont-srvprofile-id {srv} desc "{desc}"'
-                )
-                out = self._in_interface(s, f, slot, cmd)
+                assert i is not None
+                lines = render_ont_add(f, slot, p, i, sn, line, srv, desc)
+                cmd = lines[1]
+                if dry_run:
+                    detail: dict[str, object] = {"fsp": port, "ont_id": i}
+                    return Result(changed=True, diff=f"+ {cmd}", detail=detail, lines=lines)
+                out = self._send_in_interface(s, lines)
                 try:
                     raise_for_failure(self.olt.name, cmd, out)
                 except OntIdInUse:
@@ -215,15 +232,15 @@ class HuaweiOlt:
             if success != 1:
                 raise OltCommandFailed(self.olt.name, f"{cmd!r}: success {success}")
         log.info("ont added", extra={"device": self.olt.name, "fsp": port, "ont_id": i})
-        return Result(changed=True, diff=f"+ {cmd}", detail={"fsp": port, "ont_id": i})
+        return Result(changed=True, diff=f"+ {cmd}", detail={"fsp": port, "ont_id": i}, lines=lines)
 
-    def activate_ont(self, fsp: str, ont_id: int) -> Result:
-        return self._set_active(fsp, ont_id, True)
+    def activate_ont(self, fsp: str, ont_id: int, *, dry_run: bool = False) -> Result:
+        return self._set_active(fsp, ont_id, True, dry_run)
 
-    def deactivate_ont(self, fsp: str, ont_id: int) -> Result:
-        return self._set_active(fsp, ont_id, False)
+    def deactivate_ont(self, fsp: str, ont_id: int, *, dry_run: bool = False) -> Result:
+        return self._set_active(fsp, ont_id, False, dry_run)
 
-    def _set_active(self, fsp: str, ont_id: int, active: bool) -> Result:
+    def _set_active(self, fsp: str, ont_id: int, active: bool, dry_run: bool) -> Result:
         f, slot, p = self._port(fsp)
         i = v.ont_id(ont_id)
         with self._session() as s:
@@ -232,37 +249,35 @@ class HuaweiOlt:
                 raise OntNotFound(self.olt.name, f"no ONT {f}/{slot}/{p} {i}")
             if (ont.control_flag == "active") == active:
                 return Result(changed=False)
-            cmd = f"ont {'activate' if active else 'deactivate'} {p} {i}"
-            out = self._in_interface(s, f, slot, cmd)
-            raise_for_failure(self.olt.name, cmd, out)
-        return Result(changed=True, diff=f"+ {cmd}")
+            lines = render_ont_state(f, slot, p, i, active)
+            cmd = lines[1]
+            if not dry_run:
+                out = self._send_in_interface(s, lines)
+                raise_for_failure(self.olt.name, cmd, out)
+        return Result(changed=True, diff=f"+ {cmd}", lines=lines)
 
-    def delete_ont(self, fsp: str, ont_id: int) -> Result:
+    def delete_ont(self, fsp: str, ont_id: int, *, dry_run: bool = False) -> Result:
         """Remove the ONT's service-ports (``undo service-port``), then the ONT itself."""
         f, slot, p = self._port(fsp)
         i = v.ont_id(ont_id)
-        done: list[str] = []
         with self._session() as s:
             if self._get_ont(s, f, slot, p, i) is None:
                 return Result(changed=False)
             ports = self._service_ports(s, f, slot, p, i)
-            if ports:
-                s.call("config", s.conn.config_mode)
-                for sp in ports:
-                    cmd = f"undo service-port {sp.index}"
-                    self._checked(s, cmd, tolerate=SERVICE_PORT_MISSING)
-                    done.append(cmd)
-                s.call("return", s.conn.exit_config_mode)
-            cmd = f"ont delete {p} {i}"
-            out = self._in_interface(s, f, slot, cmd)
-            raise_for_failure(self.olt.name, cmd, out)
-            if parsing.parse_ont_delete(out) != 1:
-                raise OltCommandFailed(self.olt.name, f"{cmd!r}: not deleted")
-            done.append(cmd)
-        return Result(changed=True, diff="\n".join(f"- {c}" for c in done))
+            lines = render_ont_delete(f, slot, p, i, [sp.index for sp in ports])
+            undo, ont = lines[: len(ports)], lines[len(ports) :]
+            if not dry_run:
+                if undo:
+                    self._send_config(s, undo, tolerate=SERVICE_PORT_MISSING)
+                out = self._send_in_interface(s, ont)
+                raise_for_failure(self.olt.name, ont[1], out)
+                if parsing.parse_ont_delete(out) != 1:
+                    raise OltCommandFailed(self.olt.name, f"{ont[1]!r}: not deleted")
+        done = [*undo, ont[1]]
+        return Result(changed=True, diff="\n".join(f"- {c}" for c in done), lines=lines)
 
     def _in_interface(self, s: CliSession, f: int, slot: int, command: str) -> str:
-        """Run ``command`` inside ``interface gpon F/S`` and leave config mode again."""
+        """Run the read ``command`` inside ``interface gpon F/S`` and leave config mode."""
         s.call("config", s.conn.config_mode)
         self._checked(s, f"interface gpon {f}/{slot}")
         out = s.send(command)
@@ -270,10 +285,59 @@ class HuaweiOlt:
         s.call("return", s.conn.exit_config_mode)
         return out
 
+    # --- sending: exactly the rendered lines, audited as configuration lines -------------
+    def _send_in_interface(self, s: CliSession, lines: Sequence[str]) -> str:
+        """``in_interface`` lines in config mode; the output of the command inside."""
+        head, command, tail = lines
+        s.call("config", s.conn.config_mode)
+        self._checked(s, head, config=True)
+        out = s.send(command, config=True)
+        s.send(tail, config=True)
+        s.call("return", s.conn.exit_config_mode)
+        return out
+
+    def _send_config(
+        self, s: CliSession, lines: Sequence[str], tolerate: str | None = None
+    ) -> list[str]:
+        s.call("config", s.conn.config_mode)
+        outs = [self._checked(s, line, tolerate=tolerate, config=True) for line in lines]
+        s.call("return", s.conn.exit_config_mode)
+        return outs
+
+    # --- rendering alone (no session): for a plan whose earlier step frees the ONT id ------
+    def render_add_ont(self, fsp: str, ont_id: int, serial: str, line_profile_id: int,
+                       service_profile_id: int, description: str) -> tuple[str, ...]:  # fmt: skip
+        """What ``add_ont`` sends for an ONT id and serial the OLT does not hold."""
+        f, slot, p = self._port(fsp)
+        return render_ont_add(f, slot, p, v.ont_id(ont_id), v.serial(serial),
+                              v.profile_id("line_profile_id", line_profile_id),
+                              v.profile_id("service_profile_id", service_profile_id),
+                              v.description(description))  # fmt: skip
+
+    def render_add_service_port(self, fsp: str, ont_id: int, gem_port: int, vlan: int,
+                                index: int | None = None) -> tuple[str, ...]:  # fmt: skip
+        """What ``add_service_port`` sends for an ONT that has no service-port yet."""
+        f, slot, p = self._port(fsp)
+        idx = None if index is None else v.service_port_index(index)
+        return (render_service_port(f, slot, p, v.ont_id(ont_id), v.gem_port(gem_port),
+                                    v.vlan(vlan), idx),)  # fmt: skip
+
+    def render_set_active(self, fsp: str, ont_id: int, active: bool) -> tuple[str, ...]:
+        """What ``activate_ont``/``deactivate_ont`` sends for an ONT in the other state."""
+        f, slot, p = self._port(fsp)
+        return render_ont_state(f, slot, p, v.ont_id(ont_id), active)
+
     # --- service-ports ------------------------------------------------------------------
 
     def add_service_port(
-        self, fsp: str, ont_id: int, gem_port: int, vlan: int, index: int | None = None
+        self,
+        fsp: str,
+        ont_id: int,
+        gem_port: int,
+        vlan: int,
+        index: int | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Result:
         """A service-port VLAN ``vlan`` <-> GEM port of the ONT; detail["index"] is its index."""
         f, slot, p = self._port(fsp)
@@ -285,14 +349,10 @@ class HuaweiOlt:
             for sp in self._service_ports(s, f, slot, p, i):
                 if (sp.vlan, sp.gem_port) == (vl, gem) and idx in (None, sp.index):
                     return Result(changed=False, detail={"index": sp.index})
-            head = "service-port" if idx is None else f"service-port {idx}"
-            cmd = (
-                f"{head} vlan {vl} gpon {f}/{slot}/{p} ont {i} gemport {gem} "
-                f"multi-service user-vlan {vl} tag-transform translate"
-            )
-            s.call("config", s.conn.config_mode)
-            self._checked(s, cmd)
-            s.call("return", s.conn.exit_config_mode)
+            cmd = render_service_port(f, slot, p, i, gem, vl, idx)
+            if dry_run:  # the index the OLT would pick is its own: None here
+                return Result(changed=True, diff=f"+ {cmd}", detail={"index": idx}, lines=(cmd,))
+            self._send_config(s, [cmd])
             if idx is None:  # the OLT picked the index: read it back
                 found = [
                     sp.index
@@ -302,15 +362,17 @@ class HuaweiOlt:
                 if not found:
                     raise OltCommandFailed(self.olt.name, f"{cmd!r}: service-port not found")
                 idx = found[0]
-        return Result(changed=True, diff=f"+ {cmd}", detail={"index": idx})
+        return Result(changed=True, diff=f"+ {cmd}", detail={"index": idx}, lines=(cmd,))
 
-    def remove_service_port(self, index: int) -> Result:
+    def remove_service_port(self, index: int, *, dry_run: bool = False) -> Result:
+        """Remove service-port ``index``; there is no read by index, so a dry run names
+        the line whether or not the OLT still holds it."""
         idx = v.service_port_index(index)
         cmd = f"undo service-port {idx}"
+        if dry_run:
+            return Result(changed=True, diff=f"- service-port {idx}", lines=(cmd,))
         with self._session() as s:
-            s.call("config", s.conn.config_mode)
-            out = self._checked(s, cmd, tolerate=SERVICE_PORT_MISSING)
-            s.call("return", s.conn.exit_config_mode)
+            (out,) = self._send_config(s, [cmd], tolerate=SERVICE_PORT_MISSING)
         if failure_line(out):
             return Result(changed=False)
-        return Result(changed=True, diff=f"- service-port {idx}")
+        return Result(changed=True, diff=f"- service-port {idx}", lines=(cmd,))

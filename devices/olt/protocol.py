@@ -1,4 +1,8 @@
-"""What the flows need from an OLT, whatever the vendor."""
+"""What the flows need from an OLT, whatever the vendor.
+
+Every write takes ``dry_run=True``: the same reads, the lines it would send in
+``Result.lines``, nothing sent. ``render_*`` give a write's lines without a session,
+for a state an earlier step of the same plan would make (an ONT id freed)."""
 
 from __future__ import annotations
 
@@ -19,21 +23,46 @@ class OltDriver(Protocol):
         line_profile_id: int,
         service_profile_id: int,
         description: str,
+        *,
+        dry_run: bool = False,
     ) -> Result: ...
 
     def find_free_ont_id(self, fsp: str) -> int: ...
 
     def add_service_port(
-        self, fsp: str, ont_id: int, gem_port: int, vlan: int, index: int | None = None
+        self,
+        fsp: str,
+        ont_id: int,
+        gem_port: int,
+        vlan: int,
+        index: int | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Result: ...
 
-    def activate_ont(self, fsp: str, ont_id: int) -> Result: ...
+    def activate_ont(self, fsp: str, ont_id: int, *, dry_run: bool = False) -> Result: ...
 
-    def deactivate_ont(self, fsp: str, ont_id: int) -> Result: ...
+    def deactivate_ont(self, fsp: str, ont_id: int, *, dry_run: bool = False) -> Result: ...
 
-    def remove_service_port(self, index: int) -> Result: ...
+    def remove_service_port(self, index: int, *, dry_run: bool = False) -> Result: ...
 
-    def delete_ont(self, fsp: str, ont_id: int) -> Result: ...
+    def delete_ont(self, fsp: str, ont_id: int, *, dry_run: bool = False) -> Result: ...
+
+    def render_add_ont(
+        self,
+        fsp: str,
+        ont_id: int,
+        serial: str,
+        line_profile_id: int,
+        service_profile_id: int,
+        description: str,
+    ) -> tuple[str, ...]: ...
+
+    def render_add_service_port(
+        self, fsp: str, ont_id: int, gem_port: int, vlan: int, index: int | None = None
+    ) -> tuple[str, ...]: ...
+
+    def render_set_active(self, fsp: str, ont_id: int, active: bool) -> tuple[str, ...]: ...
 
     def get_ont(self, fsp: str, ont_id: int) -> OntInfo | None: ...
 

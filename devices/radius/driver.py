@@ -19,15 +19,22 @@ class Radius:
         self.client = client
 
     def activate(
-        self, username: str, password: str, ip: str, plan: str, *, netmask: str | None = None
+        self,
+        username: str,
+        password: str,
+        ip: str,
+        plan: str,
+        *,
+        netmask: str | None = None,
+        dry_run: bool = False,
     ) -> Result:
-        return self.store.activate(username, password, ip, plan, netmask=netmask)
+        return self.store.activate(username, password, ip, plan, netmask=netmask, dry_run=dry_run)
 
-    def set_group(self, username: str, group: str) -> Result:
-        return self.store.set_group(username, group)
+    def set_group(self, username: str, group: str, *, dry_run: bool = False) -> Result:
+        return self.store.set_group(username, group, dry_run=dry_run)
 
-    def remove(self, username: str) -> Result:
-        return self.store.remove(username)
+    def remove(self, username: str, *, dry_run: bool = False) -> Result:
+        return self.store.remove(username, dry_run=dry_run)
 
     def get(self, username: str) -> RadiusSubscriber | None:
         return self.store.get(username)

@@ -11,15 +11,23 @@ from fiberflow.devices.radius.types import AuthResult, CoaResult, NasTarget, Rad
 
 
 class RadiusRows(Protocol):
-    """Subscriber rows (RadiusStore)."""
+    """Subscriber rows (RadiusStore). Writes take ``dry_run=True``: the same reads, the
+    row lines in ``Result.lines``, nothing written."""
 
     def activate(
-        self, username: str, password: str, ip: str, plan: str, *, netmask: str | None = None
+        self,
+        username: str,
+        password: str,
+        ip: str,
+        plan: str,
+        *,
+        netmask: str | None = None,
+        dry_run: bool = False,
     ) -> Result: ...
 
-    def set_group(self, username: str, group: str) -> Result: ...
+    def set_group(self, username: str, group: str, *, dry_run: bool = False) -> Result: ...
 
-    def remove(self, username: str) -> Result: ...
+    def remove(self, username: str, *, dry_run: bool = False) -> Result: ...
 
     def get(self, username: str) -> RadiusSubscriber | None: ...
 

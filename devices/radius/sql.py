@@ -12,7 +12,9 @@ The store owns these managed rows of a username: activate() replaces them; rows 
 operator added by hand for the same user (e.g. ``Simultaneous-Use`` in radcheck, other
 radreply attributes) are left alone, except that remove() deletes every row of the user.
 Every operation validates all values first (InvalidInput before any SQL) and runs in one
-transaction, so a failure leaves no half-written rows. On PostgreSQL a transaction-scoped
+transaction, so a failure leaves no half-written rows. A write's change is rendered as
+row lines first (rows.py; ``Result.lines``, ``Result.diff`` and the audit say the same);
+``dry_run=True`` reads and renders the same, and writes nothing. On PostgreSQL a transaction-scoped
 advisory lock per username serializes concurrent writers; SQLite's ``BEGIN IMMEDIATE``
 (core.db.engine) already does.
 """
@@ -41,17 +43,19 @@ from fiberflow.devices.base import (
 )
 from fiberflow.devices.inventory import Plan
 from fiberflow.devices.radius.policy import group_replies
+from fiberflow.devices.radius.rows import IP_ATTR as IP_ATTR
+from fiberflow.devices.radius.rows import MASK_ATTR as MASK_ATTR
+from fiberflow.devices.radius.rows import PASSWORD_ATTR as PASSWORD_ATTR
+from fiberflow.devices.radius.rows import (
+    Row,
+    row_lines,
+    subscriber_rows,
+)
 from fiberflow.devices.radius.types import RadiusSubscriber, ReplyAttribute
 
 logger = logging.getLogger(__name__)
 
-PASSWORD_ATTR = "Cleartext-Password"
-IP_ATTR = "Framed-IP-Address"
-MASK_ATTR = "Framed-IP-Netmask"
 _MANAGED_REPLY = (IP_ATTR, MASK_ATTR)
-
-# (table, attribute, op, value) — a comparable picture of the rows of one user.
-_Row = tuple[str, str, str, str]
 
 
 class RadiusStore:
@@ -70,7 +74,14 @@ class RadiusStore:
 
     # -- writes -----------------------------------------------------------------------
     def activate(
-        self, username: str, password: str, ip: str, plan: str, *, netmask: str | None = None
+        self,
+        username: str,
+        password: str,
+        ip: str,
+        plan: str,
+        *,
+        netmask: str | None = None,
+        dry_run: bool = False,
     ) -> Result:
         """Create or update the subscriber's rows; a no-op when they already match."""
         username = validation.username(username)
@@ -78,18 +89,15 @@ class RadiusStore:
         ip = validation.ipv4("ip", ip)
         plan = validation.group(plan)
         mask = validation.ipv4_mask(netmask) if netmask is not None else None
-        desired: list[_Row] = [
-            ("radcheck", PASSWORD_ATTR, ":=", password),
-            ("radreply", IP_ATTR, ":=", ip),
-        ]
-        if mask is not None:
-            desired.append(("radreply", MASK_ATTR, ":=", mask))
-        desired.append(("radusergroup", "group", "1", plan))
+        desired = subscriber_rows(password, ip, plan, mask)
         started = time.monotonic()
-        with self._tx(username) as s:
+        with self._tx(username, lock=not dry_run) as s:
             current = self._managed_rows(s, username)
+            lines = row_lines(username, current, desired)
             if sorted(current) == sorted(desired):
                 result = Result(changed=False, detail={"username": username, "group": plan})
+            elif dry_run:
+                return _planned(lines, {"username": username, "group": plan, "ip": ip})
             else:
                 self._delete_managed(s, username)
                 s.add(RadCheck(username=username, attribute=PASSWORD_ATTR, op=":=", value=password))
@@ -97,55 +105,48 @@ class RadiusStore:
                 if mask is not None:
                     s.add(RadReply(username=username, attribute=MASK_ATTR, op=":=", value=mask))
                 s.add(RadUserGroup(username=username, groupname=plan, priority=1))
-                result = Result(
-                    changed=True,
-                    diff=_diff(current, desired),
-                    detail={"username": username, "group": plan, "ip": ip},
-                )
+                result = _planned(lines, {"username": username, "group": plan, "ip": ip})
         self._record(f"activate {username} ip={ip} group={plan}", result, started)
         return result
 
-    def set_group(self, username: str, group: str) -> Result:
+    def set_group(self, username: str, group: str, *, dry_run: bool = False) -> Result:
         """Move the subscriber to another group (a plan, or ``suspended``)."""
         username = validation.username(username)
         group = validation.group(group)
         started = time.monotonic()
-        with self._tx(username) as s:
+        with self._tx(username, lock=not dry_run) as s:
             if not s.scalars(select(RadCheck.id).where(RadCheck.username == username)).first():
                 raise PermanentDeviceError(self.name, f"no RADIUS subscriber {username!r}")
-            current = list(
-                s.scalars(select(RadUserGroup.groupname).where(RadUserGroup.username == username))
-            )
-            if current == [group]:
-                result = Result(changed=False, detail={"username": username, "group": group})
+            current = [
+                ("radusergroup", "group", str(g.priority), g.groupname)
+                for g in s.scalars(select(RadUserGroup).where(RadUserGroup.username == username))
+            ]
+            desired: list[Row] = [("radusergroup", "group", "1", group)]
+            detail: dict[str, object] = {"username": username, "group": group}
+            if [r[3] for r in current] == [group]:
+                result = Result(changed=False, detail=detail)
+            elif dry_run:
+                return _planned(row_lines(username, current, desired), detail)
             else:
                 s.execute(delete(RadUserGroup).where(RadUserGroup.username == username))
                 s.add(RadUserGroup(username=username, groupname=group, priority=1))
-                diff = (
-                    "".join(f"- radusergroup {g}\n" for g in current) + f"+ radusergroup {group}\n"
-                )
-                result = Result(
-                    changed=True, diff=diff, detail={"username": username, "group": group}
-                )
+                result = _planned(row_lines(username, current, desired), detail)
         self._record(f"set_group {username} group={group}", result, started)
         return result
 
-    def remove(self, username: str) -> Result:
+    def remove(self, username: str, *, dry_run: bool = False) -> Result:
         """Delete every row of the subscriber; a no-op when there are none."""
         username = validation.username(username)
         started = time.monotonic()
-        with self._tx(username) as s:
-            counts = [
-                s.execute(delete(model).where(model.username == username)).rowcount  # type: ignore[attr-defined]
-                for model in (RadCheck, RadReply, RadUserGroup)
-            ]
-        removed = sum(counts)
-        result = Result(
-            changed=removed > 0,
-            diff=f"- {removed} rows of {username}\n" if removed else "",
-            detail={"username": username, "rows": removed},
-        )
-        self._record(f"remove {username}", result, started)
+        with self._tx(username, lock=not dry_run) as s:
+            lines = row_lines(username, self._all_rows(s, username), [])
+            if not dry_run:
+                for model in (RadCheck, RadReply, RadUserGroup):
+                    s.execute(delete(model).where(model.username == username))
+        detail: dict[str, object] = {"username": username, "rows": len(lines)}
+        result = _planned(lines, detail) if lines else Result(changed=False, detail=detail)
+        if not dry_run:
+            self._record(f"remove {username}", result, started)
         return result
 
     def ensure_groups(self, plans: Iterable[Plan], walled_garden: str) -> Result:
@@ -264,8 +265,24 @@ class RadiusStore:
         except SQLAlchemyError as exc:
             raise PermanentDeviceError(self.name, f"database error: {type(exc).__name__}") from None
 
-    def _managed_rows(self, s: Session, username: str) -> list[_Row]:
-        rows: list[_Row] = [
+    def _all_rows(self, s: Session, username: str) -> list[Row]:
+        """Every row naming the user, managed or added by hand (what remove() deletes)."""
+        rows: list[Row] = [
+            ("radcheck", c.attribute, c.op, c.value)
+            for c in s.scalars(select(RadCheck).where(RadCheck.username == username))
+        ]
+        rows += [
+            ("radreply", r.attribute, r.op, r.value)
+            for r in s.scalars(select(RadReply).where(RadReply.username == username))
+        ]
+        rows += [
+            ("radusergroup", "group", str(g.priority), g.groupname)
+            for g in s.scalars(select(RadUserGroup).where(RadUserGroup.username == username))
+        ]
+        return rows
+
+    def _managed_rows(self, s: Session, username: str) -> list[Row]:
+        rows: list[Row] = [
             ("radcheck", c.attribute, c.op, c.value)
             for c in s.scalars(
                 select(RadCheck).where(
@@ -326,17 +343,7 @@ class _UserRows:
                                 extra_reply=tuple(self.extra))  # fmt: skip
 
 
-def _diff(current: list[_Row], desired: list[_Row]) -> str:
-    def show(row: _Row) -> str:
-        table, attr, op, value = row
-        if attr == PASSWORD_ATTR:
-            value = "<redacted>"
-        return f"{table} {value}" if table == "radusergroup" else f"{table} {attr} {op} {value}"
-
-    old = {show(r) for r in current}
-    new = {show(r) for r in desired}
-    lines = [f"- {r}" for r in sorted(old - new)] + [f"+ {r}" for r in sorted(new - old)]
-    # A changed password shows as "~" (both sides redact the same way).
-    if sorted(current) != sorted(desired) and not lines:
-        lines = ["~ radcheck Cleartext-Password := <redacted>"]
-    return "".join(line + "\n" for line in lines)
+def _planned(lines: tuple[str, ...], detail: dict[str, object]) -> Result:
+    """A change of rows: its lines are its diff (secrets already shown as ***)."""
+    return Result(changed=True, diff="".join(f"{line}\n" for line in lines), detail=detail,
+                  lines=lines)  # fmt: skip

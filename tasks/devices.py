@@ -68,6 +68,7 @@ def audit_sink(ctx: RunContext | None, step: str) -> AuditSink:
                         output=rec.output[:20000],
                         ok=rec.ok,
                         duration_ms=rec.duration_ms,
+                        config=rec.config,
                     )
                 )
         except Exception:  # the audit must never break the operation it records

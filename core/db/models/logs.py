@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, text
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fiberflow.core.db.models.base import Base, utcnow
@@ -62,4 +62,7 @@ class DeviceCommandAudit(Base):
     output: Mapped[str] = mapped_column(Text, default="")
     ok: Mapped[bool] = mapped_column(Boolean, default=True)
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    #: A configuration line a change sent (what its dry run lists), not a read, a mode
+    #: change or a RADIUS/packet record.
+    config: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

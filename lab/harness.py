@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import httpx
 from sqlalchemy import Engine, create_engine, text
 
 import fiberflow
+from fiberflow.core import ports
 
 if TYPE_CHECKING:
     import psutil
@@ -60,10 +60,8 @@ class RunningStack:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    # The shell has the same helper (stack.procs); the lab sits below the shell.
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    # core.ports: test workers running side by side take ports from blocks of their own.
+    return ports.free_port(host)
 
 
 def stack_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -28,6 +28,7 @@ import os
 import pwd
 import stat
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,22 +100,30 @@ def run_as() -> str | None:
     """The user the server runs as: ``None`` (this one) unless this one is root."""
     if os.geteuid() != 0:
         return None
-    try:
-        pwd.getpwnam(ROOT_RUNS_AS)
-    except KeyError:
+    if _user_exists(ROOT_RUNS_AS):
+        return ROOT_RUNS_AS
+    # Another stack starting at the same moment may have made it first, or may hold
+    # /etc/passwd's lock right now (useradd then fails with "cannot lock"): look again.
+    for _ in range(10):
         made = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
              ROOT_RUNS_AS],
             capture_output=True, text=True,
         )  # fmt: skip
-        # Another stack starting at the same moment may have made it first.
-        try:
-            pwd.getpwnam(ROOT_RUNS_AS)
-        except KeyError:
-            raise EmbeddedPostgresError(
-                f"could not create the system user {ROOT_RUNS_AS}: {made.stderr.strip()}"
-            ) from None
-    return ROOT_RUNS_AS
+        if _user_exists(ROOT_RUNS_AS):
+            return ROOT_RUNS_AS
+        time.sleep(0.2)
+    raise EmbeddedPostgresError(
+        f"could not create the system user {ROOT_RUNS_AS}: {made.stderr.strip()}"
+    )
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def ensure_cluster(pg: EmbeddedPostgres, user: str | None) -> None:

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fiberflow.core import ports
+
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 
@@ -38,9 +40,9 @@ def _primary_group(user: str | None) -> int | None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    # One helper for the whole tree (core.ports): test workers running side by side
+    # take ports from blocks of their own.
+    return ports.free_port(host)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

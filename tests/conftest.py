@@ -9,6 +9,9 @@ import os
 os.environ.setdefault("FIBERFLOW_TASK_RETRY_DELAY_SECONDS", "0.2")
 os.environ.setdefault("FIBERFLOW_ONT_ONLINE_TIMEOUT_SECONDS", "4")
 
+import pytest
+
+from fiberflow.core import ports
 from tests.fixtures.api_app import api_app, api_app_sqlite, api_inventory, prefect_deployments  # noqa: F401
 from tests.fixtures.browser import chromium, portal_stack  # noqa: F401
 from tests.fixtures.databases import database_url, engine, pg_database  # noqa: F401
@@ -19,3 +22,10 @@ from tests.fixtures.prefect import prefect_api, prefect_server  # noqa: F401
 from tests.fixtures.radius_lab import lab_nas, lab_radius  # noqa: F401
 from tests.fixtures.redis import dead_redis_url, redis_prefix, redis_server, redis_url  # noqa: F401
 from tests.fixtures.sse_api import sse_api  # noqa: F401
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # A pytest-xdist worker's port counter (core.ports) outlives no run.
+    counter = ports.worker_counter()
+    if counter is not None:
+        counter.unlink(missing_ok=True)

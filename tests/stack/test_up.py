@@ -18,6 +18,7 @@ from fiberflow.core.db.engine import make_engine
 from fiberflow.flows.deployments import DEPLOYMENTS
 from fiberflow.lab.harness import FIBERFLOW, processes_of, running_stack, stack_env, wait_healthy
 from tests.fixtures.databases import throwaway_pg_database
+from tests.fixtures.redis import SHARED_REDIS_URL
 
 pytestmark = pytest.mark.slow
 
@@ -73,12 +74,12 @@ def test_two_stacks_side_by_side_on_postgres_and_machine_redis(
             tmp_path / "b",
             FIBERFLOW_DATABASE_URL=pg_database,
             FIBERFLOW_PREFECT_DATABASE_URL=prefect_db,
-            FIBERFLOW_REDIS_URL="redis://127.0.0.1:6379/3",
+            FIBERFLOW_REDIS_URL=SHARED_REDIS_URL,  # this test worker's database
         ) as b,
     ):
         assert wait_healthy(a.api_url, a.proc)["db"] == "ok"
         assert set(wait_healthy(b.api_url, b.proc).values()) == {"ok"}
-        assert b.info()["redis_url"] == "redis://127.0.0.1:6379/3"
+        assert b.info()["redis_url"] == SHARED_REDIS_URL
         assert "redis" not in b.info()["children"]
         # b's Prefect server keeps its deployments in PostgreSQL, not in a SQLite file.
         assert not (b.data_dir / "prefect" / "prefect.db").exists()

@@ -29,13 +29,19 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# Test workers (pytest-xdist): the suite mostly waits on servers and devices, so more
+# workers than cores pay. Each test file stays on one worker (--dist loadfile): a file's
+# module-scoped servers start once. PYTEST_WORKERS=0 runs in this process, serially.
+PYTEST_WORKERS ?= 4
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile
+
 # The whole suite: lint, types, every test on SQLite and PostgreSQL.
 test: lint typecheck
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # Inner loop: no whole-stack or browser tests.
 test-fast: install
-	$(PY) -m pytest -m "not slow" -x -q $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not slow" -x -q $(PYTEST_ARGS)
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from fiberflow import __version__
 from fiberflow.api import errors, metrics, portal, realtime
 from fiberflow.api.routes import (
+    bulk,
     discovery,
     drift_checks,
     events,
@@ -93,6 +94,7 @@ def create_app(
     app.include_router(discovery.router)
     app.include_router(reprovision.router)
     app.include_router(drift_checks.router)
+    app.include_router(bulk.router)
     app.include_router(inventory.router)
     app.include_router(events.router)
     app.include_router(realtime.router)

@@ -341,12 +341,22 @@ DISCOVER_ONTS = Deployment(
     collision_strategy="CANCEL_NEW",
 )
 
+# A bulk run: one parent run that starts one run of an operation's own deployment per
+# service (POST /api/v1/bulk/{operation}).
+BULK_RUN = Deployment(
+    name="bulk-run",
+    entrypoint="fiberflow.flows.bulk:bulk_run",
+    flow="bulk-run",
+    description="Run one operation over many services, paced, one child run per service",
+)
+
 DEPLOYMENTS: tuple[Deployment, ...] = (
     *(entry.deployment for entry in OPERATIONS.values()),
     REPROVISION_NIGHTLY,
     DRIFT_CHECK,
     RECONCILE,
     DISCOVER_ONTS,
+    BULK_RUN,
 )
 
 # Zero-touch activation (pending -> awaiting_ont -> provisioning): while it waits, the

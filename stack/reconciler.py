@@ -50,6 +50,7 @@ from fiberflow.core.db.models import (
 from fiberflow.core.db.models.logs import TERMINAL_EVENT_SQL
 from fiberflow.events import schema
 from fiberflow.events.publisher import EventPublisher
+from fiberflow.stack.bulk_recovery import bulk_pass
 from fiberflow.tasks.handoff import ENDED_BADLY, astart_reconcile
 
 log = logging.getLogger(__name__)
@@ -334,6 +335,8 @@ async def run_reconciler(
             raise
         except Exception:  # the loop outlives Prefect or database hiccups
             log.exception("reconciler pass failed")
+        # Bulk runs whose parent died get a new one (stack/bulk_recovery.py).
+        await bulk_pass(sessions, prefect_api)
         if publisher is not None:
             try:
                 # Database and Redis calls, synchronous: off the loop that serves SSE.

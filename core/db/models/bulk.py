@@ -68,8 +68,10 @@ class BulkRun(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
-    # The current parent run (a restarted parent replaces it).
+    # The current parent run (a restarted parent replaces it) and its "host:pid": the
+    # reconciler's fastest way to tell a dead parent from a slow one.
     flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    run_process: Mapped[str | None] = mapped_column(String(128))
 
 
 class BulkItem(Base):

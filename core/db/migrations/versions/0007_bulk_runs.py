@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("flow_run_id", sa.String(length=36), nullable=True),
+        sa.Column("run_process", sa.String(length=128), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bulk_runs")),
     )
     with op.batch_alter_table("bulk_runs", schema=None) as batch_op:

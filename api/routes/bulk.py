@@ -1,0 +1,318 @@
+"""``/api/v1/bulk``: one operation over many services, as one bulk run (operators only).
+
+``POST /api/v1/bulk/{operation}`` checks, in this order: the role (403), the operation
+(404 naming it), the body (422: exactly one of ``service_ids`` / ``olt``, ids that are
+UUIDs, at most 100,000, the operation's own fields), the OLT (422 naming it), the plan
+of a change-plan (422), the services (404 "some services were not found" when any id is
+unknown or another tenant's: it names none of them). Then, in one transaction, the bulk
+row and its items are written and the parent run (deployment ``bulk-run``) is started;
+the transaction commits only once the run exists, so a run that cannot be started
+leaves nothing behind (503). The parent moves each service through the same status
+transition a single request does; a service whose status forbids it is ``skipped``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from typing import Annotated, Any
+
+from anyio import from_thread
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from fiberflow.api.bulk_schemas import (
+    BulkAccepted,
+    BulkCreate,
+    BulkItemOut,
+    BulkItemPage,
+    BulkOut,
+    ItemStateName,
+)
+from fiberflow.api.deps import OperatorDep, SessionDep, StateDep
+from fiberflow.api.inventory import InventoryDep
+from fiberflow.api.realtime import PUBLISHER
+from fiberflow.api.schemas import ErrorBody
+from fiberflow.api.state import AppState
+from fiberflow.core import bulk as core_bulk
+from fiberflow.core.db.models import BulkItem, BulkRun, ServiceInstance, ServiceStatus, utcnow
+from fiberflow.core.db.models.bulk import BULK_OPEN, BulkStatus, ItemState
+from fiberflow.core.launch import launch_bulk, resume_paused
+from fiberflow.core.tokens import Principal
+from fiberflow.devices.inventory import Inventory
+from fiberflow.events.bulk import publish_bulk_event
+from fiberflow.events.bulk_schema import BULK_PROGRESS
+from fiberflow.events.publisher import EventPublisher
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/bulk", tags=["bulk"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
+}
+NOT_FOUND = "some services were not found"
+OWN_APPROVAL = "the requester cannot approve their own bulk run"
+_CHUNK = 5_000  # ids per IN (...): well under SQLite's and PostgreSQL's bind limits
+
+
+def _unprocessable(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message)
+
+
+def _params(operation: str, body: BulkCreate, inventory: Inventory) -> dict[str, Any]:
+    """The operation's own fields, checked; a field of another operation is 422."""
+    if operation == "change-plan":
+        if body.plan is None:
+            raise _unprocessable('plan: required, as {"plan": NAME}')
+        try:
+            inventory.plan(body.plan)
+        except KeyError:
+            known = ", ".join(p.name for p in inventory.plans)
+            raise _unprocessable(f"plan: unknown plan {body.plan!r} (one of {known})") from None
+    elif body.plan is not None:
+        raise _unprocessable(f"plan: not a field of a bulk {operation}")
+    if body.hard is not None and operation != "suspend":
+        raise _unprocessable(f"hard: not a field of a bulk {operation}")
+    if operation == "change-plan":
+        return {"plan": body.plan}
+    if operation == "suspend":
+        return {"hard": bool(body.hard)}
+    return {}
+
+
+def _targets(session: Session, principal: Principal, body: BulkCreate, inv: Inventory) -> list[str]:
+    """The services of the batch, in the order given (an OLT's: oldest first)."""
+    if body.olt is not None:
+        try:
+            inv.olt(body.olt)
+        except KeyError:
+            raise _unprocessable(f"olt: unknown OLT {body.olt!r}") from None
+        ids = list(
+            session.scalars(
+                select(ServiceInstance.id)
+                .where(ServiceInstance.tenant_id == principal.tenant_id)
+                .where(ServiceInstance.olt == body.olt)
+                .where(ServiceInstance.status != ServiceStatus.TERMINATED.value)
+                .order_by(ServiceInstance.created_at, ServiceInstance.id)
+            )
+        )
+        if not ids:
+            raise _unprocessable(f"olt: no services on OLT {body.olt!r}")
+        return ids
+    assert body.service_ids is not None
+    wanted = body.service_ids
+    found = 0
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        found += len(
+            session.scalars(
+                select(ServiceInstance.id)
+                .where(ServiceInstance.id.in_(chunk))
+                .where(ServiceInstance.tenant_id == principal.tenant_id)
+            ).all()
+        )
+    if found != len(wanted):
+        # Never which ones: an id of another tenant must look like an unknown one.
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    return wanted
+
+
+@router.post("/{operation}", status_code=202, response_model=BulkAccepted, responses=ERRORS,
+             summary="Start one operation over many services (a bulk run)")  # fmt: skip
+def create_bulk(
+    operation: str,
+    principal: OperatorDep,
+    session: SessionDep,
+    inventory: InventoryDep,
+    body: BulkCreate,
+) -> BulkAccepted:
+    if operation not in core_bulk.OPERATIONS:
+        known = ", ".join(core_bulk.OPERATIONS)
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no bulk operation {operation!r} (one of {known})"
+        )
+    params = _params(operation, body, inventory)
+    ids = _targets(session, principal, body, inventory)
+    bulk = BulkRun(
+        tenant_id=principal.tenant_id,
+        operation=operation,
+        params=params,
+        status=BulkStatus.SCHEDULED.value,
+        requested_by=principal.sub,
+        created_at=utcnow(),
+    )
+    session.add(bulk)
+    session.flush()
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(
+            insert(BulkItem),
+            [
+                {"bulk_id": bulk.id, "service_id": sid, "position": start + i,
+                 "state": ItemState.PENDING.value}
+                for i, sid in enumerate(ids[start : start + _CHUNK])
+            ],
+        )  # fmt: skip
+    try:
+        # Before the commit: the parent waits for its row (flows/bulk.py), and a run
+        # that cannot be started rolls everything back.
+        flow_run_id = from_thread.run(launch_bulk, bulk.id)
+    except Exception:
+        session.rollback()
+        log.exception("could not start a bulk run", extra={"operation": operation})
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
+        ) from None
+    bulk.flow_run_id = flow_run_id
+    session.commit()
+    log.info(
+        "bulk run requested",
+        extra={"bulk_id": bulk.id, "tenant_id": bulk.tenant_id, "operation": operation,
+               "count": len(ids), "requested_by": principal.sub, "flow_run_id": flow_run_id},
+    )  # fmt: skip
+    return BulkAccepted(id=bulk.id, flow_run_id=flow_run_id, count=len(ids))
+
+
+def _visible_bulk(session: Session, principal: Principal, bulk_id: str) -> BulkRun:
+    row = session.get(BulkRun, bulk_id.lower(), populate_existing=True)
+    if row is None or row.tenant_id != principal.tenant_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"bulk run {bulk_id} not found")
+    return row
+
+
+def _out(session: Session, row: BulkRun) -> BulkOut:
+    return BulkOut.model_validate(core_bulk.view(session, row))
+
+
+@router.get("/{bulk_id}", response_model=BulkOut, responses=ERRORS)
+def get_bulk(bulk_id: str, principal: OperatorDep, session: SessionDep) -> BulkOut:
+    return _out(session, _visible_bulk(session, principal, bulk_id))
+
+
+def _decode(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _unprocessable("cursor: not a cursor this API returned") from None
+
+
+@router.get("/{bulk_id}/items", response_model=BulkItemPage, responses=ERRORS,
+            summary="The services in request order: state and reason")  # fmt: skip
+def list_items(
+    bulk_id: str,
+    principal: OperatorDep,
+    session: SessionDep,
+    state: Annotated[ItemStateName | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> BulkItemPage:
+    row = _visible_bulk(session, principal, bulk_id)
+    q = select(BulkItem).where(BulkItem.bulk_id == row.id)
+    if state is not None:
+        q = q.where(BulkItem.state == state)
+    if cursor:
+        q = q.where(BulkItem.position > _decode(cursor))
+    items = list(session.scalars(q.order_by(BulkItem.position).limit(limit + 1)))
+    more = len(items) > limit
+    items = items[:limit]
+    return BulkItemPage(
+        items=[
+            BulkItemOut(
+                service_id=i.service_id, state=i.state, reason=i.reason, flow_run_id=i.flow_run_id
+            )
+            for i in items
+        ],  # fmt: skip
+        next=base64.urlsafe_b64encode(str(items[-1].position).encode()).decode() if more else None,
+    )
+
+
+def _publisher(state: AppState) -> EventPublisher:
+    found = state.extras.get(PUBLISHER)
+    return found if isinstance(found, EventPublisher) else EventPublisher(state.sessions, None)
+
+
+def _progress(
+    state: AppState, session: Session, row: BulkRun, changes: list[core_bulk.Change]
+) -> None:
+    """A ``bulk.progress`` event for a change the API made (never fails the request)."""
+    try:
+        c = core_bulk.counts(session, row.id)
+        data = {"operation": row.operation, "status": row.status, "counts": c,
+                "total": sum(c.values()), "items": [ch.as_dict() for ch in changes]}  # fmt: skip
+        publish_bulk_event(_publisher(state), row.id, row.tenant_id, BULK_PROGRESS, data)
+    except Exception:
+        log.exception("could not publish a bulk event", extra={"bulk_id": row.id})
+
+
+def _resume(row: BulkRun, approve: bool, by: str) -> None:
+    """Hand the decision to the paused parent run (it also reads it from the row)."""
+    if row.flow_run_id is None:
+        return
+    try:
+        resumed = from_thread.run(resume_paused, row.flow_run_id, {"approve": approve, "by": by})
+    except Exception:
+        log.exception("could not resume the bulk run", extra={"bulk_id": row.id})
+        return
+    if not resumed:
+        log.warning("bulk run was not paused; its parent reads the decision from the database",
+                    extra={"bulk_id": row.id, "flow_run_id": row.flow_run_id})  # fmt: skip
+
+
+@router.post("/{bulk_id}/cancel", response_model=BulkOut, responses=ERRORS,
+             summary="Cancel: services not started are skipped; running ones finish")  # fmt: skip
+def cancel_bulk(
+    bulk_id: str, principal: OperatorDep, session: SessionDep, state: StateDep
+) -> BulkOut:
+    row = _visible_bulk(session, principal, bulk_id)
+    if BulkStatus(row.status) not in BULK_OPEN:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the bulk run is already {row.status}")
+    waiting = row.status == BulkStatus.AWAITING_APPROVAL.value
+    if row.cancel_requested_at is None:
+        row.cancel_requested_at = utcnow()
+    changes = core_bulk.skip_pending(session, row.id, core_bulk.CANCELLED)
+    session.commit()
+    log.info("bulk run cancel requested",
+             extra={"bulk_id": row.id, "by": principal.sub, "skipped": len(changes)})  # fmt: skip
+    _progress(state, session, row, changes)
+    if waiting:
+        _resume(row, False, principal.sub)
+    session.refresh(row)
+    return _out(session, row)
+
+
+def _decide(bulk_id: str, principal: Principal, session: Session, approve: bool) -> BulkRun:
+    row = _visible_bulk(session, principal, bulk_id)
+    if row.status != BulkStatus.AWAITING_APPROVAL.value:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"the bulk run is {row.status}, not awaiting_approval"
+        )
+    if principal.sub == row.requested_by:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, OWN_APPROVAL)
+    if row.approved_by is not None or row.rejected_by is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "the bulk run was already decided")
+    if approve:
+        row.approved_by, row.approved_at = principal.sub, utcnow()
+    else:
+        row.rejected_by = principal.sub
+    session.commit()
+    # The audit trail of four-eyes: who decided what, for which requester.
+    log.warning(
+        "bulk run %s", "approved" if approve else "rejected",
+        extra={"bulk_id": row.id, "tenant_id": row.tenant_id, "operation": row.operation,
+               "requested_by": row.requested_by, "by": principal.sub},
+    )  # fmt: skip
+    _resume(row, approve, principal.sub)
+    session.refresh(row)
+    return row
+
+
+@router.post("/{bulk_id}/approve", response_model=BulkOut, responses=ERRORS,
+             summary="Four-eyes: another operator approves; the bulk run starts")  # fmt: skip
+def approve_bulk(bulk_id: str, principal: OperatorDep, session: SessionDep) -> BulkOut:
+    return _out(session, _decide(bulk_id, principal, session, True))
+
+
+@router.post("/{bulk_id}/reject", response_model=BulkOut, responses=ERRORS,
+             summary="Four-eyes: another operator rejects; every service is skipped")  # fmt: skip
+def reject_bulk(bulk_id: str, principal: OperatorDep, session: SessionDep) -> BulkOut:
+    return _out(session, _decide(bulk_id, principal, session, False))

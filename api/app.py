@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from fiberflow import __version__
 from fiberflow.api import errors, metrics, portal, realtime
+from fiberflow.api.dry_run import PLANNER, Planner
 from fiberflow.api.routes import (
     bulk,
     discovery,
@@ -57,12 +58,19 @@ BackgroundJob = Callable[[AppState], AbstractAsyncContextManager[None]]
 
 
 def create_app(
-    settings: Settings | None = None, *, background: Sequence[BackgroundJob] = ()
+    settings: Settings | None = None,
+    *,
+    background: Sequence[BackgroundJob] = (),
+    planner: Planner | None = None,
 ) -> FastAPI:
     """The app. ``background`` jobs run for the app's life; the shell (``fiberflow api``)
-    passes its crash reconciler here, so the API never imports the shell."""
+    passes its crash reconciler here, so the API never imports the shell. ``planner``
+    answers ``?dry_run=true`` (the shell passes tasks/dry_run.plan; without one a dry
+    run is 503), so the API never imports tasks."""
     settings = settings or get_settings()
     state = build_state(settings)
+    if planner is not None:
+        state.extras[PLANNER] = planner
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -111,6 +111,25 @@ class Accepted(BaseModel):
     flow_run_id: str | None
 
 
+class ChangeOut(BaseModel):
+    """What one system would get: a device's CLI lines, RADIUS rows or IPAM allocations."""
+
+    target: str = Field(description="A device name, radius or ipam", examples=["olt-1"])
+    kind: Literal["cli", "rows", "allocation"]
+    lines: list[str] = Field(
+        description="CLI lines in the order they would be sent; rows written (+) or removed "
+        "(-), secrets as ***; allocations (ip A.B.C.D, vlan N, release ...)",
+        examples=[["interface gpon 0/1", "ont activate 3 0", "quit"]],
+    )
+
+
+class DryRunOut(BaseModel):
+    """``?dry_run=true``: the changes the operation would make now; none was made."""
+
+    operation: str = Field(examples=["suspension"])
+    changes: list[ChangeOut]
+
+
 class SerialUpdate(BaseModel):
     """``PATCH /api/v1/services/{id}``: the serial of a zero-touch order's ONT."""
 

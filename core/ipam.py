@@ -5,6 +5,9 @@ VLAN is free again. Two allocators racing for the same value collide on a unique
 constraint; the loser retries with the next free value (inside a SAVEPOINT, so the
 caller's transaction survives). On PostgreSQL the pool row is also locked FOR UPDATE
 so racing allocators queue instead of retrying.
+
+``preview_ip`` / ``preview_vlan`` say what the allocators would hand out now (the same
+choice, read-only): a dry run shows them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,50 @@ def _pool(session: Session, name: str, network: str, gateway: str | None) -> IpP
     return pool
 
 
+def _lowest_free_ip(
+    net: ipaddress.IPv4Network | ipaddress.IPv6Network, used: set[str], reserved: set[str]
+) -> str | None:
+    taken = used | reserved
+    return next((str(h) for h in net.hosts() if str(h) not in taken), None)
+
+
+def _lowest_free_vlan(first: int, last: int, used: set[int]) -> int | None:
+    return next((v for v in range(first, last + 1) if v not in used), None)
+
+
+def preview_ip(
+    session: Session, *, pool: str, network: str, service_id: str | None, gateway: str | None = None
+) -> str:
+    """The address ``allocate_ip`` would give ``service_id`` now; writes nothing."""
+    net = ipaddress.ip_network(network, strict=True)
+    pool_id = session.scalars(select(IpPool.id).where(IpPool.name == pool)).one_or_none()
+    used: set[str] = set()
+    if pool_id is not None:
+        q = select(IpAllocation.address).where(IpAllocation.pool_id == pool_id)
+        if service_id and (existing := session.scalars(
+                q.where(IpAllocation.service_id == service_id)).first()):  # fmt: skip
+            return existing
+        used = set(session.scalars(q))
+    candidate = _lowest_free_ip(net, used, {gateway} if gateway else set())
+    if candidate is None:
+        raise PoolExhausted(f"IP pool {pool} ({network}) has no free address")
+    return candidate
+
+
+def preview_vlan(
+    session: Session, *, scope: str, first: int, last: int, service_id: str | None
+) -> int:
+    """The VLAN ``allocate_vlan`` would give ``service_id`` now; writes nothing."""
+    q = select(VlanAllocation.vlan).where(VlanAllocation.scope == scope)
+    if service_id is not None and (existing := session.scalars(
+            q.where(VlanAllocation.service_id == service_id)).first()) is not None:  # fmt: skip
+        return existing
+    candidate = _lowest_free_vlan(first, last, set(session.scalars(q)))
+    if candidate is None:
+        raise PoolExhausted(f"VLAN range {first}-{last} on {scope} has no free VLAN")
+    return candidate
+
+
 def allocate_ip(
     session: Session, *, pool: str, network: str, service_id: str, gateway: str | None = None
 ) -> str:
@@ -58,9 +105,7 @@ def allocate_ip(
         used = set(
             session.scalars(select(IpAllocation.address).where(IpAllocation.pool_id == pool_row.id))
         )
-        candidate = next(
-            (str(h) for h in net.hosts() if str(h) not in used and str(h) not in reserved), None
-        )
+        candidate = _lowest_free_ip(net, used, reserved)
         if candidate is None:
             raise PoolExhausted(f"IP pool {pool} ({network}) has no free address")
         try:
@@ -72,6 +117,21 @@ def allocate_ip(
         except IntegrityError:
             log.debug("ip %s taken concurrently, retrying", candidate, extra={"pool": pool})
     raise PoolExhausted(f"IP pool {pool}: gave up after {MAX_ATTEMPTS} collisions")
+
+
+def held(session: Session, *, service_id: str) -> tuple[list[str], list[int]]:
+    """The addresses and VLANs the service holds (what the release functions free)."""
+    ips = session.scalars(
+        select(IpAllocation.address)
+        .where(IpAllocation.service_id == service_id)
+        .order_by(IpAllocation.address)
+    )
+    vlans = session.scalars(
+        select(VlanAllocation.vlan)
+        .where(VlanAllocation.service_id == service_id)
+        .order_by(VlanAllocation.vlan)
+    )
+    return list(ips), list(vlans)
 
 
 def release_ip(session: Session, *, service_id: str) -> int:
@@ -95,7 +155,7 @@ def allocate_vlan(session: Session, *, scope: str, first: int, last: int, servic
         used = set(
             session.scalars(select(VlanAllocation.vlan).where(VlanAllocation.scope == scope))
         )
-        candidate = next((v for v in range(first, last + 1) if v not in used), None)
+        candidate = _lowest_free_vlan(first, last, used)
         if candidate is None:
             raise PoolExhausted(f"VLAN range {first}-{last} on {scope} has no free VLAN")
         try:

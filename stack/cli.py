@@ -88,6 +88,7 @@ def api(
 
     from fiberflow.api.app import create_app
     from fiberflow.stack.reconciler import reconciler_job
+    from fiberflow.tasks.dry_run import plan
 
     _use_data_dir(data_dir)
     _setup_logging()
@@ -99,7 +100,7 @@ def api(
     # which races and orphans processes under uvicorn.
     os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
     try:
-        application = create_app(s, background=[reconciler_job])
+        application = create_app(s, background=[reconciler_job], planner=plan)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     # timeout_graceful_shutdown bounds shutdown: open SSE streams must not hold it forever.

@@ -10,6 +10,7 @@ started from (active or suspended) instead of ``failed``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -21,6 +22,7 @@ from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation, ServiceInstance, ServiceStatus
 from fiberflow.devices import validation
 from fiberflow.devices.base import InvalidInput
+from fiberflow.devices.olt.protocol import OltDriver
 from fiberflow.tasks import devices, ont_acceptance, ont_swap, service
 from fiberflow.tasks.compensation import remember
 from fiberflow.tasks.context import RunContext, lookup
@@ -28,7 +30,7 @@ from fiberflow.tasks.hooks import rollback_notice, step_hooks
 from fiberflow.tasks.ont_swap import Swap
 from fiberflow.tasks.retry import device_task
 from fiberflow.tasks.runtime import runtime
-from fiberflow.tasks.service import ServiceStateError
+from fiberflow.tasks.service import ServiceStateError, ServiceView
 
 log = logging.getLogger(__name__)
 ENTRY = catalogue.ONT_REPLACEMENT
@@ -61,6 +63,13 @@ def validate_replacement(service_id: str, ont_serial: str) -> Swap:
     svc = service.load(service_id)
     if svc.status != ENTRY.running.value:
         raise ServiceStateError(f"service is {svc.status}, not {ENTRY.running.value}")
+    ctx = lookup(flow_run.id)
+    return swap_of(svc, ont_serial, lambda name: devices.olt(ctx, name, "validating"))
+
+
+def swap_of(svc: ServiceView, ont_serial: str, olt_of: Callable[[str], OltDriver]) -> Swap:
+    """The replacement of ``svc``'s ONT by ``ont_serial`` (SerialRefused /
+    ServiceStateError); reads the OLT (``olt_of(name)``'s driver) and changes nothing."""
     if svc.vlan is None or svc.ont_serial is None:
         raise ServiceStateError("service has no VLAN or ONT to replace")
     try:
@@ -69,15 +78,14 @@ def validate_replacement(service_id: str, ont_serial: str) -> Swap:
         raise SerialRefused(str(exc)) from None  # "ont_serial: invalid value ..."
     if new == svc.ont_serial:
         raise SerialRefused(f"ont_serial: {new} is already this service's ONT")
-    if other := _held_elsewhere(service_id, new):
+    if other := _held_elsewhere(svc.id, new):
         raise SerialRefused(f"ont_serial: {new} belongs to service {other}")
     inv = runtime().inventory
     try:
         olt_conf, plan = inv.olt(svc.olt), inv.plan(svc.plan)
     except KeyError as exc:
         raise ServiceStateError(str(exc.args[0])) from None
-    ctx = lookup(flow_run.id)
-    olt = devices.olt(ctx, olt_conf.name, "validating")
+    olt = olt_of(olt_conf.name)
     with devices.device_slot(olt_conf.name):
         registered = olt.find_ont_by_serial(new)
     if registered is not None:

@@ -19,6 +19,7 @@ from fiberflow.core.db.models import Operation, ServiceInstance
 from fiberflow.core.ipam import allocate_ip, allocate_vlan, release_ip, release_vlan
 from fiberflow.devices import validation
 from fiberflow.devices.base import DeviceAuthError, PermanentDeviceError
+from fiberflow.devices.radius.protocol import RadiusRows
 from fiberflow.devices.radius.types import AuthStatus
 from fiberflow.tasks import devices, ont_acceptance, service
 from fiberflow.tasks.compensation import remember
@@ -26,6 +27,7 @@ from fiberflow.tasks.context import lookup
 from fiberflow.tasks.hooks import rollback_notice, step_hooks
 from fiberflow.tasks.retry import device_task
 from fiberflow.tasks.runtime import runtime
+from fiberflow.tasks.service import ServiceView
 
 log = logging.getLogger(__name__)
 S = catalogue.PROVISIONING.steps
@@ -55,6 +57,10 @@ class Order:
     vlan_first: int
     vlan_last: int
 
+    @property
+    def netmask(self) -> str:
+        return str(ipaddress.ip_network(self.ip_pool).netmask)
+
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
@@ -67,11 +73,26 @@ def radius_username(customer_ref: str, service_id: str) -> str:
     return validation.username(f"{customer_ref[:55]}.{service_id[:8]}")
 
 
+def subscriber_password(radius: RadiusRows, username: str) -> str:
+    """The subscriber's RADIUS password: the one it has, else a new one."""
+    existing = radius.get(username)
+    return existing.password if existing and existing.password else secrets.token_urlsafe(18)
+
+
 @task(name="validate", cache_policy=NO_CACHE, **step_hooks(S["validating"]))
 def validate(service_id: str) -> Order:
     svc = service.load(service_id)
     if svc.status != "provisioning":
         raise OrderInvalid(f"service is {svc.status}, not provisioning")
+    username = svc.radius_username or radius_username(svc.customer_ref, svc.id)
+    order = order_of(svc, username)
+    if svc.radius_username != username:
+        service.update(service_id, radius_username=username)
+    return order
+
+
+def order_of(svc: ServiceView, username: str) -> Order:
+    """The order of ``svc`` against the inventory (OrderInvalid), RADIUS user ``username``."""
     inv = runtime().inventory
     try:
         olt = inv.olt(svc.olt)
@@ -83,9 +104,6 @@ def validate(service_id: str) -> Order:
         raise OrderInvalid(f"pon_port {svc.pon_port} is not a GPON port of {olt.name}")
     validation.serial(svc.ont_serial)
     description = svc.description or f"ff-{svc.customer_ref}"[:64]
-    username = svc.radius_username or radius_username(svc.customer_ref, svc.id)
-    if svc.radius_username != username:
-        service.update(service_id, radius_username=username)
     return Order(
         service_id=svc.id,
         olt=olt.name,
@@ -131,8 +149,7 @@ def allocate(order: Order) -> Allocation:
         if row is None:
             raise OrderInvalid(f"service {order.service_id} does not exist")
         row.ip_address, row.vlan = ip, vlan
-    netmask = str(ipaddress.ip_network(order.ip_pool).netmask)
-    return Allocation(ip=ip, netmask=netmask, vlan=vlan)
+    return Allocation(ip=ip, netmask=order.netmask, vlan=vlan)
 
 
 @allocate.on_rollback
@@ -216,8 +233,7 @@ def activate_radius(order: Order, alloc: Allocation) -> None:
     ctx = lookup(flow_run.id)
     radius = devices.radius(ctx, "activating")
     remember(username=order.radius_username)
-    existing = radius.get(order.radius_username)
-    password = existing.password if existing and existing.password else secrets.token_urlsafe(18)
+    password = subscriber_password(radius, order.radius_username)
     radius.activate(order.radius_username, password, alloc.ip, order.plan, netmask=alloc.netmask)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -20,13 +19,18 @@ from prefect.runtime import flow_run
 
 from fiberflow.core import catalogue
 from fiberflow.core.db.models import InvalidTransition, Operation, ServiceStatus
+from fiberflow.devices.base import Result
 from fiberflow.devices.bng.models import SubInterface
+from fiberflow.devices.bng.protocol import BngDriver
 from fiberflow.devices.inventory import Plan
 from fiberflow.devices.olt.models import OntInfo, ServicePort
+from fiberflow.devices.olt.protocol import OltDriver
+from fiberflow.devices.radius.protocol import RadiusRows
 from fiberflow.devices.radius.types import RadiusSubscriber
 from fiberflow.tasks import devices, service, service_ops
-from fiberflow.tasks.context import RunContext, lookup, register
+from fiberflow.tasks.context import lookup, register
 from fiberflow.tasks.hooks import step_hooks
+from fiberflow.tasks.provisioning import subscriber_password
 from fiberflow.tasks.retry import device_task
 from fiberflow.tasks.runtime import runtime
 from fiberflow.tasks.service import ServiceStateError, ServiceView
@@ -82,7 +86,7 @@ class Wanted:
     description: str
 
 
-def _wanted(svc: ServiceView) -> Wanted:
+def wanted(svc: ServiceView) -> Wanted:
     if svc.ont_id is None or svc.vlan is None or svc.ip_address is None:
         raise ServiceStateError("service record lacks ONT id, VLAN or IP")
     if not svc.radius_username:
@@ -147,8 +151,7 @@ def radius_drift(want: Wanted, rad: RadiusSubscriber | None) -> list[Drift]:
     return drift
 
 
-def _read_olt(ctx: RunContext | None, svc: ServiceView, want: Wanted) -> list[Drift]:
-    olt = devices.olt(ctx, svc.olt, "checking")
+def _read_olt(olt: OltDriver, svc: ServiceView, want: Wanted) -> list[Drift]:
     with devices.device_slot(svc.olt):
         ont = olt.get_ont(svc.pon_port, want.ont_id)
     if ont is None or ont.serial != svc.ont_serial:
@@ -158,50 +161,66 @@ def _read_olt(ctx: RunContext | None, svc: ServiceView, want: Wanted) -> list[Dr
     return olt_drift(svc.ont_serial, want, ont, ports)
 
 
-def _read_bng(ctx: RunContext | None, want: Wanted) -> list[Drift]:
+def _read_bng(bng: BngDriver, want: Wanted) -> list[Drift]:
     with devices.device_slot(want.bng):
-        sub = devices.bng(ctx, want.bng, "checking").get_subscriber(want.vlan)
+        sub = bng.get_subscriber(want.vlan)
     return bng_drift(want, sub)
 
 
-def _read_radius(ctx: RunContext | None, want: Wanted) -> list[Drift]:
-    return radius_drift(want, devices.radius(ctx, "checking").get(want.username))
+def drift_of(svc: ServiceView, want: Wanted, olt: OltDriver, bng: BngDriver,
+             radius: RadiusRows) -> DriftReport:  # fmt: skip
+    """Read the service's OLT, BNG and RADIUS state through these drivers; compare."""
+    drift = _read_olt(olt, svc, want) + _read_bng(bng, want)
+    return DriftReport(svc.id, drift + radius_drift(want, radius.get(want.username)))
 
 
 def read_drift(svc: ServiceView) -> DriftReport:
     ctx = lookup(flow_run.id)
-    want = _wanted(svc)
-    drift = _read_olt(ctx, svc, want) + _read_bng(ctx, want) + _read_radius(ctx, want)
-    return DriftReport(svc.id, drift)
+    want = wanted(svc)
+    olt, bng = devices.olt(ctx, svc.olt, "checking"), devices.bng(ctx, want.bng, "checking")
+    return drift_of(svc, want, olt, bng, devices.radius(ctx, "checking"))
+
+
+def repair_olt(olt: OltDriver, svc: ServiceView, want: Wanted, *, dry_run: bool = False
+               ) -> list[Result]:  # fmt: skip
+    """The ONT (by its recorded id), its service-port, its activation."""
+    with devices.device_slot(svc.olt):
+        added = olt.add_ont(svc.pon_port, want.ont_id, svc.ont_serial, want.plan.line_profile_id,
+                            want.plan.service_profile_id, want.description,
+                            dry_run=dry_run)  # fmt: skip
+    with devices.device_slot(svc.olt):
+        port = olt.add_service_port(svc.pon_port, want.ont_id, want.plan.gem_port, want.vlan,
+                                    dry_run=dry_run)  # fmt: skip
+    if dry_run and added.changed:
+        return [added, port]  # an ONT that `ont add` registers is active: nothing to read yet
+    with devices.device_slot(svc.olt):
+        return [added, port, olt.activate_ont(svc.pon_port, want.ont_id, dry_run=dry_run)]
+
+
+def repair_bng(bng: BngDriver, want: Wanted, *, dry_run: bool = False) -> Result:
+    with devices.device_slot(want.bng):
+        return bng.add_subscriber(want.vlan, want.ip, want.netmask, want.plan.policy_in,
+                                  want.plan.policy_out, want.description,
+                                  dry_run=dry_run)  # fmt: skip
+
+
+def repair_radius(radius: RadiusRows, want: Wanted, *, dry_run: bool = False) -> Result:
+    password = subscriber_password(radius, want.username)
+    # The same rows provisioning writes (netmask included); replaces the groups.
+    return radius.activate(want.username, password, want.ip, want.plan.name,
+                           netmask=want.netmask, dry_run=dry_run)  # fmt: skip
 
 
 def repair(svc: ServiceView, report: DriftReport) -> None:
     ctx = lookup(flow_run.id)
-    want = _wanted(svc)
+    want = wanted(svc)
     systems = {d.system for d in report.drift}
     if "olt" in systems:
-        olt = devices.olt(ctx, svc.olt, "repairing")
-        with devices.device_slot(svc.olt):
-            olt.add_ont(svc.pon_port, want.ont_id, svc.ont_serial, want.plan.line_profile_id,
-                        want.plan.service_profile_id, want.description)  # fmt: skip
-        with devices.device_slot(svc.olt):
-            olt.add_service_port(svc.pon_port, want.ont_id, want.plan.gem_port, want.vlan)
-        with devices.device_slot(svc.olt):
-            olt.activate_ont(svc.pon_port, want.ont_id)
+        repair_olt(devices.olt(ctx, svc.olt, "repairing"), svc, want)
     if "bng" in systems:
-        with devices.device_slot(want.bng):
-            devices.bng(ctx, want.bng, "repairing").add_subscriber(
-                want.vlan, want.ip, want.netmask, want.plan.policy_in, want.plan.policy_out,
-                want.description,
-            )  # fmt: skip
+        repair_bng(devices.bng(ctx, want.bng, "repairing"), want)
     if "radius" in systems:
-        radius = devices.radius(ctx, "repairing")
-        existing = radius.get(want.username)
-        password = (
-            existing.password if existing and existing.password else secrets.token_urlsafe(18)
-        )
-        # The same rows provisioning writes (netmask included); replaces the groups.
-        radius.activate(want.username, password, want.ip, want.plan.name, netmask=want.netmask)
+        repair_radius(devices.radius(ctx, "repairing"), want)
 
 
 def claim_or_refuse(service_id: str) -> None:

@@ -13,7 +13,9 @@ from prefect.transactions import Transaction
 from fiberflow.core import catalogue
 from fiberflow.core.catalogue import Step
 from fiberflow.core.db.models import Operation
-from fiberflow.devices.base import PermanentDeviceError
+from fiberflow.devices.base import PermanentDeviceError, Result
+from fiberflow.devices.bng.protocol import BngDriver
+from fiberflow.devices.olt.protocol import OltDriver
 from fiberflow.devices.radius.policy import coa_attributes, plan_reply, walled_garden_reply
 from fiberflow.devices.radius.types import SUSPENDED_GROUP, CoaResult
 from fiberflow.tasks import devices, service
@@ -37,9 +39,34 @@ def check(service_id: str, running_status: str) -> ServiceView:
     svc = service.load(service_id)
     if svc.status != running_status:
         raise ServiceStateError(f"service is {svc.status}, not {running_status}")
+    return ready(svc)
+
+
+def ready(svc: ServiceView) -> ServiceView:
     if svc.vlan is None or svc.radius_username is None:
         raise ServiceStateError("service has no VLAN or RADIUS user to change")
     return svc
+
+
+def group_for(svc: ServiceView, suspend: bool) -> str:
+    """The RADIUS group of the wanted state: the walled garden's, or the plan's."""
+    return SUSPENDED_GROUP if suspend else runtime().inventory.plan(svc.plan).name
+
+
+def set_policies(bng: BngDriver, svc: ServiceView, suspend: bool, *, dry_run: bool = False
+                 ) -> Result:  # fmt: skip
+    """The BNG sub-interface's policies for the wanted state (idempotent)."""
+    assert svc.vlan is not None
+    if suspend:
+        return bng.apply_walled_garden(svc.vlan, dry_run=dry_run)
+    plan = runtime().inventory.plan(svc.plan)
+    return bng.restore_plan(svc.vlan, plan.policy_in, plan.policy_out, dry_run=dry_run)
+
+
+def touches_ont(svc: ServiceView, suspend: bool, hard: bool) -> bool:
+    """A hard suspension deactivates the ONT; resumption always activates it (a no-op
+    unless it was hard-suspended)."""
+    return svc.ont_id is not None and (hard or not suspend)
 
 
 @task(name="validate-suspension", cache_policy=NO_CACHE, **step_hooks(SUSPENSION["validating"]))
@@ -55,18 +82,12 @@ def validate_resumption(service_id: str) -> ServiceView:
 def _apply(svc: ServiceView, suspend: bool, step: str) -> None:
     """RADIUS group and BNG policies for the wanted state (idempotent)."""
     ctx = lookup(flow_run.id)
-    inv = runtime().inventory
-    plan = inv.plan(svc.plan)
-    bng_name = inv.olt(svc.olt).bng
-    assert svc.radius_username is not None and svc.vlan is not None
-    devices.radius(ctx, step).set_group(svc.radius_username,
-                                        SUSPENDED_GROUP if suspend else plan.name)  # fmt: skip
+    bng_name = runtime().inventory.olt(svc.olt).bng
+    assert svc.radius_username is not None
+    devices.radius(ctx, step).set_group(svc.radius_username, group_for(svc, suspend))
     bng = devices.bng(ctx, bng_name, step)
     with devices.device_slot(bng_name):
-        if suspend:
-            bng.apply_walled_garden(svc.vlan)
-        else:
-            bng.restore_plan(svc.vlan, plan.policy_in, plan.policy_out)
+        set_policies(bng, svc, suspend)
 
 
 def _change(svc: ServiceView, suspend: bool) -> None:
@@ -118,13 +139,17 @@ def _coa(ctx: RunContext | None, svc: ServiceView, suspend: bool, step: str) -> 
                                          _session_reply(svc, suspend))  # fmt: skip
 
 
-def _set_ont(ctx: RunContext | None, svc: ServiceView, active: bool, step: str) -> bool:
+def set_ont(olt: OltDriver, svc: ServiceView, active: bool, *, dry_run: bool = False) -> Result:
     assert svc.ont_id is not None
+    if active:
+        return olt.activate_ont(svc.pon_port, svc.ont_id, dry_run=dry_run)
+    return olt.deactivate_ont(svc.pon_port, svc.ont_id, dry_run=dry_run)
+
+
+def _set_ont(ctx: RunContext | None, svc: ServiceView, active: bool, step: str) -> bool:
     olt = devices.olt(ctx, svc.olt, step)
     with devices.device_slot(svc.olt):
-        if active:
-            return olt.activate_ont(svc.pon_port, svc.ont_id).changed
-        return olt.deactivate_ont(svc.pon_port, svc.ont_id).changed
+        return set_ont(olt, svc, active).changed
 
 
 def _revert_session(ctx: RunContext | None, svc: ServiceView, suspend: bool) -> None:
@@ -147,7 +172,7 @@ def _notify(svc: ServiceView, suspend: bool, hard: bool) -> str:
         raise PermanentDeviceError("nas", f"CoA refused: {result.error_cause or 'NAK'}")
     remember(service=svc, suspend=suspend, session_changed=result.acked, ont_changed=False)
     note = "session updated" if result.acked else "no active session"
-    if svc.ont_id is None or (suspend and not hard):
+    if not touches_ont(svc, suspend, hard):
         return note
     try:  # resumption always activates: a no-op unless the ONT was hard-suspended
         changed = _set_ont(ctx, svc, not suspend, "notifying")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from fiberflow.core.ipam import release_ip, release_vlan
+from fiberflow.devices.olt.protocol import OltDriver
 from fiberflow.devices.radius.types import CoaStatus, RadiusTimeout
 from fiberflow.tasks import devices, service
 from fiberflow.tasks.context import RunContext
@@ -52,16 +53,21 @@ def remove_bng(ctx: RunContext | None, svc: ServiceView, step: str) -> None:
         devices.bng(ctx, name, step).remove_subscriber(svc.vlan)
 
 
-def remove_ont(ctx: RunContext | None, svc: ServiceView, step: str) -> None:
-    olt = devices.olt(ctx, svc.olt, step)
+def ont_location(olt: OltDriver, svc: ServiceView) -> tuple[str, int] | None:
+    """Where the service's ONT is: found by serial, else the recorded id (if any)."""
     with devices.device_slot(svc.olt):
         found = olt.find_ont_by_serial(svc.ont_serial)
     if found is not None:
+        return found.fsp, found.ont_id
+    return None if svc.ont_id is None else (svc.pon_port, svc.ont_id)
+
+
+def remove_ont(ctx: RunContext | None, svc: ServiceView, step: str) -> None:
+    olt = devices.olt(ctx, svc.olt, step)
+    where = ont_location(olt, svc)
+    if where is not None:
         with devices.device_slot(svc.olt):
-            olt.delete_ont(found.fsp, found.ont_id)  # also removes its service-ports
-    elif svc.ont_id is not None:
-        with devices.device_slot(svc.olt):
-            olt.delete_ont(svc.pon_port, svc.ont_id)
+            olt.delete_ont(*where)  # also removes its service-ports
 
 
 def release(svc: ServiceView) -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, Response, status
 from sqlalchemy import select
 
+from fiberflow.api import dry_run as dry
 from fiberflow.api import operations
 from fiberflow.api.access import get_visible_service
-from fiberflow.api.deps import OperatorDep, SessionDep
+from fiberflow.api.deps import OperatorDep, SessionDep, StateDep
 from fiberflow.api.schemas import Accepted, ErrorBody, ReplaceOntBody
 from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation, ServiceInstance, ServiceStatus
@@ -65,15 +66,17 @@ def _give_back(session: SessionDep, service_id: str, error: str) -> None:
     "/{service_id}/replace-ont",
     status_code=202,
     response_model=Accepted,
-    responses=ERRORS,
+    responses={**ERRORS, **dry.RESPONSES},
     summary="Replace the ONT: same PON port, VLAN, IP and RADIUS user; status unchanged",
 )
 def replace_ont(
     service_id: str,
     principal: OperatorDep,
     session: SessionDep,
+    state: StateDep,
     body: Annotated[ReplaceOntBody | None, Body()] = None,
-) -> Accepted:
+    dry_run: dry.DryRun = False,
+) -> Accepted | Response:
     # The body is optional to FastAPI so that a service the caller may not see is 404
     # without one too (never a 422 that tells an id apart from a missing body).
     row = get_visible_service(session, principal, service_id)
@@ -85,6 +88,9 @@ def replace_ont(
         raise _conflict(f"a service in status {row.status!r} cannot start {OPERATION.value}")
     _check_serial(session, row, body.ont_serial)
     params = {"ont_serial": body.ont_serial}
+    if dry_run:
+        dry.check_begin(session, row, OPERATION)
+        return dry.respond(dry.answer(state, session, OPERATION, row.id, params))
     # begin: 409 if a concurrent request moved it
     accepted = operations.start(session, row, OPERATION, params, give_back=_give_back)
     log.info("ont replacement started", extra={"service_id": row.id,

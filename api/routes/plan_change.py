@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, Response, status
 
+from fiberflow.api import dry_run as dry
 from fiberflow.api import operations
 from fiberflow.api.access import get_visible_service
-from fiberflow.api.deps import OperatorDep, SessionDep
+from fiberflow.api.deps import OperatorDep, SessionDep, StateDep
 from fiberflow.api.inventory import InventoryDep
 from fiberflow.api.schemas import Accepted, ChangePlanBody, ErrorBody
 from fiberflow.core import catalogue
@@ -41,7 +42,7 @@ _give_back = operations.back_to_start(ENTRY, "the plan change")
     "/{service_id}/change-plan",
     status_code=202,
     response_model=Accepted,
-    responses=ERRORS,
+    responses={**ERRORS, **dry.RESPONSES},
     summary="Change the plan: RADIUS, BNG policy, then CoA (or Disconnect) to the session",
 )
 def change_plan(
@@ -49,8 +50,10 @@ def change_plan(
     principal: OperatorDep,
     session: SessionDep,
     inventory: InventoryDep,
+    state: StateDep,
     body: Annotated[ChangePlanBody | None, Body()] = None,
-) -> Accepted:
+    dry_run: dry.DryRun = False,
+) -> Accepted | Response:
     # The body is optional to FastAPI so that a service the caller may not see is 404
     # without one too (never a 422 that tells an id apart from a missing body).
     row = get_visible_service(session, principal, service_id)
@@ -84,6 +87,9 @@ def change_plan(
             status.HTTP_409_CONFLICT, f"plan: the service is already on plan {body.plan!r}"
         )
     params = {"plan": body.plan}
+    if dry_run:
+        dry.check_begin(session, row, OPERATION)
+        return dry.respond(dry.answer(state, session, OPERATION, row.id, params))
     # begin: 409 if a concurrent request moved it
     accepted = operations.start(session, row, OPERATION, params, give_back=_give_back)
     extra = {

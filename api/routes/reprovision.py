@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
+from fiberflow.api import dry_run as dry
 from fiberflow.api import operations
 from fiberflow.api.access import get_visible_service
-from fiberflow.api.deps import OperatorDep, SessionDep
+from fiberflow.api.deps import OperatorDep, SessionDep, StateDep
 from fiberflow.api.schemas import Accepted, ErrorBody
 from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation
@@ -32,10 +33,19 @@ _give_back = operations.back_to_start(ENTRY, "the reprovisioning")
 
 
 @router.post("/{service_id}/reprovision", status_code=202, response_model=Accepted,
-             responses=ERRORS,
+             responses={**ERRORS, **dry.RESPONSES},
              summary="Repair drift: read OLT, BNG and RADIUS, re-apply what differs")  # fmt: skip
-def reprovision_service(service_id: str, principal: OperatorDep, session: SessionDep) -> Accepted:
+def reprovision_service(
+    service_id: str,
+    principal: OperatorDep,
+    session: SessionDep,
+    state: StateDep,
+    dry_run: dry.DryRun = False,
+) -> Accepted | Response:
     row = get_visible_service(session, principal, service_id)
+    if dry_run:  # the drift check's reads, and what the repair would send
+        dry.check_begin(session, row, OPERATION)
+        return dry.respond(dry.answer(state, session, OPERATION, row.id, {}))
     # begin: 409 unless active
     accepted = operations.start(session, row, OPERATION, {}, give_back=_give_back)
     log.info("reprovisioning started",

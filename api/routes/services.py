@@ -10,15 +10,16 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, HTTPException, Query, status
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Response, status
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from fiberflow.api import dry_run as dry
 from fiberflow.api import operations, zero_touch
 from fiberflow.api.access import get_visible_service, visible
 from fiberflow.api.deps import OperatorDep, PrincipalDep, SessionDep, StateDep
 from fiberflow.api.inventory import InventoryDep
-from fiberflow.api.ratelimit import CreateRateLimit
+from fiberflow.api.ratelimit import limit_creates
 from fiberflow.api.schemas import (
     Accepted,
     ErrorBody,
@@ -61,6 +62,37 @@ def _check_against_inventory(body: ServiceCreate, inventory: Inventory) -> None:
         raise bad("pon_port", f"{body.pon_port} is not a GPON port of {olt.name}")
 
 
+async def _limit_unless_dry_run(
+    principal: OperatorDep, state: StateDep, dry_run: dry.DryRun = False
+) -> Principal:
+    """A dry run orders nothing: it takes no create token (the role check still runs)."""
+    return principal if dry_run else await limit_creates(principal, state)
+
+
+def _serial_held(session: SessionDep, serial: str | None) -> bool:
+    """Would the insert meet the unique index on live serials (the create's 409)?"""
+    held = ServiceInstance.status.not_in(
+        [ServiceStatus.TERMINATED.value, ServiceStatus.FAILED.value]
+    )
+    q = select(ServiceInstance.id).where(ServiceInstance.ont_serial == serial, held)
+    return serial is not None and session.scalars(q).first() is not None
+
+
+def _dry_create(session: SessionDep, state: StateDep, body: ServiceCreate, waits: bool) -> Response:
+    if _serial_held(session, body.ont_serial):
+        raise HTTPException(status.HTTP_409_CONFLICT, _serial_conflict(body.ont_serial))
+    plan = (
+        dry.nothing(Operation.PROVISIONING)  # zero-touch: no device until its ONT appears
+        if waits
+        else dry.answer(state, session, Operation.PROVISIONING, None, body.model_dump())
+    )
+    return dry.respond(plan)
+
+
+def _serial_conflict(serial: str | None) -> str:
+    return f"ont_serial: {serial} already belongs to a service that is not terminated or failed"
+
+
 def _request_hash(body: ServiceCreate) -> str:
     return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
@@ -76,17 +108,18 @@ def _launch(
 
 
 @router.post("", status_code=202, response_model=Accepted,
-             responses={**ERRORS, 429: {"model": ErrorBody}},
+             responses={**ERRORS, **dry.RESPONSES, 429: {"model": ErrorBody}},
              summary="Order a new fibre service (starts provisioning)")  # fmt: skip
 def create_service(
     principal: OperatorDep,
-    _rate: CreateRateLimit,
+    _rate: Annotated[Principal, Depends(_limit_unless_dry_run)],
     session: SessionDep,
     inventory: InventoryDep,
     body: ServiceCreate,
     state: StateDep,
     idempotency_key: IdempotencyKey = None,
-) -> Accepted:
+    dry_run: dry.DryRun = False,
+) -> Accepted | Response:
     _check_against_inventory(body, inventory)
     waits = body.activation == "on_discovery"
     if body.ont_serial is None and not waits:
@@ -96,7 +129,9 @@ def create_service(
         )
     digest = _request_hash(body)
     if idempotency_key and (replayed := _replay(session, principal, idempotency_key, digest)):
-        return replayed
+        return dry.respond(dry.nothing(Operation.PROVISIONING)) if dry_run else replayed
+    if dry_run:
+        return _dry_create(session, state, body, waits)
     row = ServiceInstance(
         tenant_id=principal.tenant_id,
         status=ServiceStatus.PENDING.value,
@@ -114,11 +149,7 @@ def create_service(
         # A concurrent request with the same Idempotency-Key may have inserted first.
         if idempotency_key and (replayed := _replay(session, principal, idempotency_key, digest)):
             return replayed
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"ont_serial: {body.ont_serial} already belongs to a service that is not "
-            "terminated or failed",
-        ) from None
+        raise HTTPException(status.HTTP_409_CONFLICT, _serial_conflict(body.ont_serial)) from None
     if waits:
         return zero_touch.accept_waiting(state, row)
     return _launch(session, row, Operation.PROVISIONING, {})
@@ -193,36 +224,65 @@ def get_service(service_id: str, principal: PrincipalDep, session: SessionDep) -
     return ServiceOut.of(get_visible_service(session, principal, service_id))
 
 
+def _dry_or_launch(
+    session: SessionDep,
+    state: StateDep,
+    row: ServiceInstance,
+    operation: Operation,
+    params: dict[str, Any],
+    dry_run: bool,
+) -> Accepted | Response:
+    if not dry_run:
+        return _launch(session, row, operation, params)
+    dry.check_begin(session, row, operation)
+    return dry.respond(dry.answer(state, session, operation, row.id, params))
+
+
 @router.post(
     "/{service_id}/suspend",
     status_code=202,
     response_model=Accepted,
-    responses=ERRORS,
+    responses={**ERRORS, **dry.RESPONSES},
     summary="Suspend: walled garden (RADIUS group + CoA); hard also stops the ONT",
 )
 def suspend_service(
     service_id: str,
     principal: OperatorDep,
     session: SessionDep,
+    state: StateDep,
     body: Annotated[SuspendBody | None, Body()] = None,
-) -> Accepted:
+    dry_run: dry.DryRun = False,
+) -> Accepted | Response:
     row = get_visible_service(session, principal, service_id)
     hard = body.hard if body else False
-    return _launch(session, row, Operation.SUSPENSION, {"hard": hard})
+    return _dry_or_launch(session, state, row, Operation.SUSPENSION, {"hard": hard}, dry_run)
 
 
-@router.post("/{service_id}/resume", status_code=202, response_model=Accepted, responses=ERRORS)
-def resume_service(service_id: str, principal: OperatorDep, session: SessionDep) -> Accepted:
+@router.post("/{service_id}/resume", status_code=202, response_model=Accepted,
+             responses={**ERRORS, **dry.RESPONSES})  # fmt: skip
+def resume_service(
+    service_id: str,
+    principal: OperatorDep,
+    session: SessionDep,
+    state: StateDep,
+    dry_run: dry.DryRun = False,
+) -> Accepted | Response:
     row = get_visible_service(session, principal, service_id)
-    return _launch(session, row, Operation.RESUMPTION, {})
+    return _dry_or_launch(session, state, row, Operation.RESUMPTION, {}, dry_run)
 
 
 @router.post("/{service_id}/terminate", status_code=202, response_model=Accepted,
-             responses=ERRORS)  # fmt: skip
+             responses={**ERRORS, **dry.RESPONSES})  # fmt: skip
 def terminate_service(
-    service_id: str, principal: OperatorDep, session: SessionDep, state: StateDep
-) -> Accepted:
+    service_id: str,
+    principal: OperatorDep,
+    session: SessionDep,
+    state: StateDep,
+    dry_run: dry.DryRun = False,
+) -> Accepted | Response:
     row = get_visible_service(session, principal, service_id)
     if row.status in TERMINATES_WITHOUT_DEVICES:
+        if dry_run:  # a withdrawal: the row only, nothing on any device or in IPAM
+            return dry.respond(dry.nothing(Operation.TERMINATION))
         return zero_touch.withdraw(session, state, row)  # nothing on any device: no run
-    return _launch(session, row, Operation.TERMINATION, {})
+    return _dry_or_launch(session, state, row, Operation.TERMINATION, {}, dry_run)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from fiberflow.core.settings import ConfigError, get_settings
 
@@ -362,8 +363,9 @@ def token(
     if not 0 < ttl_hours <= 24 * 366:
         raise _fail("--ttl-hours: must be between 0 and 8784")
     subject = sub or f"{role}@{tenant}"
+    settings = get_settings()  # outside the try: a bad setting is not a bad --tenant
     try:
-        key = get_settings().jwt_key()
+        key = settings.jwt_key()
         jwt = issue(key, tenant_id=tenant, role=role, sub=subject, ttl=timedelta(hours=ttl_hours))
     except ConfigError as exc:
         raise _fail(str(exc)) from None
@@ -372,8 +374,38 @@ def token(
     sys.stdout.write(jwt + "\n")
 
 
+# Settings whose value is never echoed back in an error (keys, passwords in URLs).
+_UNECHOED = ("secret", "key", "password", "token", "url")
+
+
+def settings_error(exc: ValidationError) -> str:
+    """One line naming each bad setting by its environment variable, with what is wrong
+    (a value is shown unless it may hold a secret)."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(x) for x in err["loc"])
+        name = f"FIBERFLOW_{field.upper()}"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if not message.startswith(f"{name}:"):  # core.blackout names itself and the part
+            value = err.get("input")
+            shown = isinstance(value, str | int | float) and not any(
+                word in field for word in _UNECHOED
+            )
+            message = f"{name}: {value!r}: {message}" if shown else f"{name}: {message}"
+        parts.append(message)
+    return "; ".join(parts)
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        # Settings are read on first use, in any command: a bad one is a configuration
+        # error like any other, one line and exit 2, never a traceback.
+        if exc.title != "Settings":
+            raise
+        typer.echo(f"fiberflow: {settings_error(exc)}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -16,13 +16,16 @@ from fastapi import HTTPException, status
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from fiberflow.api import notices
 from fiberflow.api.schemas import Accepted
+from fiberflow.api.state import AppState
 from fiberflow.core import transition as core_transition
 from fiberflow.core.catalogue import LifecycleOperation
 from fiberflow.core.db.models import Operation, ServiceInstance
 from fiberflow.core.launch import launch as core_launch
 
 log = logging.getLogger(__name__)
+UNREACHABLE = "the orchestrator is not reachable"
 
 # What a route does with a service whose run could not be started:
 # ``give_back(session, service_id, error)``, ``error`` the exception's class name.
@@ -50,6 +53,7 @@ def start(
     operation: Operation,
     params: dict[str, Any],
     *,
+    state: AppState,
     give_back: GiveBack,
 ) -> Accepted:
     """Begin the operation (409 as :func:`begin`), start its run and record the run's id.
@@ -57,17 +61,24 @@ def start(
     Runs in the threadpool (the routes are sync): database calls block, and must not
     stall the event loop that serves the SSE streams; the Prefect call goes back to it.
     A run that cannot be started is 503, after ``give_back`` has dealt with the service.
+
+    Step 1 is announced (a ``queued`` progress event) as soon as the status is
+    committed, before the Prefect call: under a burst, creating the run and a worker
+    picking it up take seconds to minutes, and the customer should see their request
+    taken at once. The announcement joins the run's operation when the run exists.
     """
     begin(session, row, operation)
+    queued = notices.announce(state, row, operation)
     try:
         flow_run_id = from_thread.run(launch, row.id, operation, params)
     except Exception as exc:
         log.exception("could not start %s", operation.value, extra={"service_id": row.id})
         give_back(session, row.id, type(exc).__name__)
+        notices.not_started(state, row, operation, queued, UNREACHABLE)
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"{UNREACHABLE}; try again"
         ) from None
-    record_launch(session, row.id, flow_run_id)
+    record_launch(session, row.id, flow_run_id, queued)
     return Accepted(id=row.id, status=row.status, flow_run_id=flow_run_id)
 
 
@@ -76,7 +87,9 @@ async def launch(service_id: str, operation: Operation, parameters: dict[str, An
     return await core_launch(service_id, operation, parameters)
 
 
-def record_launch(session: Session, service_id: str, flow_run_id: str) -> None:
+def record_launch(
+    session: Session, service_id: str, flow_run_id: str, queued: notices.Queued | None = None
+) -> None:
     # A plain UPDATE, not the ORM's versioned one: the flow run may already be writing
     # the row (it records its own id too), and this column must not lose that race.
     session.execute(
@@ -84,6 +97,7 @@ def record_launch(session: Session, service_id: str, flow_run_id: str) -> None:
         .where(ServiceInstance.id == service_id)
         .values(flow_run_id=flow_run_id)
     )
+    notices.adopt(session, queued, flow_run_id)
     session.commit()
 
 

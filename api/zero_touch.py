@@ -10,34 +10,14 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from fiberflow.api import operations
-from fiberflow.api.realtime import PUBLISHER
+from fiberflow.api import notices, operations
 from fiberflow.api.schemas import Accepted
 from fiberflow.api.state import AppState
 from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation, ServiceInstance
-from fiberflow.events.publisher import EventPublisher
-from fiberflow.events.schema import LifecycleEvent, completed, progress
+from fiberflow.events.schema import completed, progress
 
 log = logging.getLogger(__name__)
-
-
-def _publisher(state: AppState) -> EventPublisher:
-    found = state.extras.get(PUBLISHER)
-    if isinstance(found, EventPublisher):
-        return found
-    # No Redis (no realtime): the event still goes to the log, the history endpoint.
-    return EventPublisher(state.sessions, None)
-
-
-def _publish(state: AppState, events: list[LifecycleEvent]) -> None:
-    try:
-        publisher = _publisher(state)
-        for event in events:
-            publisher.publish(event)
-    except Exception:
-        # The row is committed and is the truth; a lost notice must not fail the request.
-        log.exception("could not publish", extra={"service_id": events[0].service_id})
 
 
 def accept_waiting(state: AppState, row: ServiceInstance) -> Accepted:
@@ -57,7 +37,7 @@ def accept_waiting(state: AppState, row: ServiceInstance) -> Accepted:
         message=step.message,
         flow_run_id=None,
     )
-    _publish(state, [event])
+    notices.publish(state, [event])
     log.info("order awaits its ONT", extra={"service_id": row.id, "olt": row.olt,
                                             "pon_port": row.pon_port})  # fmt: skip
     return Accepted(id=row.id, status=row.status, flow_run_id=None)
@@ -71,7 +51,7 @@ def withdraw(session: Session, state: AppState, row: ServiceInstance) -> Accepte
     operations.transition(session, row.withdraw)
     last = list(catalogue.TERMINATION.steps.values())[-1]
     run = str(uuid.uuid4())
-    _publish(
+    notices.publish(
         state,
         [
             progress(Operation.TERMINATION, service_id=row.id, tenant_id=row.tenant_id,

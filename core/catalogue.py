@@ -369,6 +369,21 @@ AWAITING_ONT_STEP = Step(
     "waiting",
     "Waiting for your fibre box to be connected",
 )
+
+
+#: Step 1's status while the API has accepted a request and its run is not yet running.
+QUEUED_STATUS = "queued"
+
+
+def queued_step(entry: LifecycleOperation) -> Step:
+    """Step 1 of ``entry`` as the API announces it when it accepts the request, before
+    the run exists: the customer sees their order taken at once, however many runs are
+    ahead of it on the workers. The run's own step 1 follows as the next event."""
+    return Step(
+        entry.operation, 1, len(entry.steps), "queued", "Request received, starting shortly"
+    )
+
+
 TERMINATES_WITHOUT_DEVICES: frozenset[ServiceStatus] = frozenset({ServiceStatus.AWAITING_ONT})
 
 # A service in one of these is mid-operation: it may only fail, and a run that dies

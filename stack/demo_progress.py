@@ -29,6 +29,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from fiberflow.core.catalogue import QUEUED_STATUS
+
 log = logging.getLogger(__name__)
 
 STREAM = "/api/v1/realtime/service-lifecycle/{}"
@@ -130,6 +132,10 @@ class ProgressView:
             if self.current is None or step > self.current[0]:
                 self._close_step(now)
                 self.current = (step, status, now)
+            elif self.current[1] == QUEUED_STATUS:
+                # The run's own step 1 after the API's announcement: the same step (its
+                # time counts from the request), under the step's real name.
+                self.current = (step, status, self.current[2])
             done = float(total if status == "completed" and step >= total else step - 1)
             self.progress.update(
                 task, total=total, completed=done,

@@ -92,7 +92,7 @@ def replace_ont(
         dry.check_begin(session, row, OPERATION)
         return dry.respond(dry.answer(state, session, OPERATION, row.id, params))
     # begin: 409 if a concurrent request moved it
-    accepted = operations.start(session, row, OPERATION, params, give_back=_give_back)
+    accepted = operations.start(session, row, OPERATION, params, state=state, give_back=_give_back)
     log.info("ont replacement started", extra={"service_id": row.id,
              "flow_run_id": accepted.flow_run_id, "operation": OPERATION.value})  # fmt: skip
     return accepted

@@ -91,7 +91,7 @@ def change_plan(
         dry.check_begin(session, row, OPERATION)
         return dry.respond(dry.answer(state, session, OPERATION, row.id, params))
     # begin: 409 if a concurrent request moved it
-    accepted = operations.start(session, row, OPERATION, params, give_back=_give_back)
+    accepted = operations.start(session, row, OPERATION, params, state=state, give_back=_give_back)
     extra = {
         "service_id": row.id,
         "flow_run_id": accepted.flow_run_id,

@@ -47,7 +47,7 @@ def reprovision_service(
         dry.check_begin(session, row, OPERATION)
         return dry.respond(dry.answer(state, session, OPERATION, row.id, {}))
     # begin: 409 unless active
-    accepted = operations.start(session, row, OPERATION, {}, give_back=_give_back)
+    accepted = operations.start(session, row, OPERATION, {}, state=state, give_back=_give_back)
     log.info("reprovisioning started",
              extra={"service_id": row.id, "flow_run_id": accepted.flow_run_id})  # fmt: skip
     return accepted

@@ -98,13 +98,17 @@ def _request_hash(body: ServiceCreate) -> str:
 
 
 def _launch(
-    session: SessionDep, row: ServiceInstance, operation: Operation, params: dict[str, Any]
+    session: SessionDep,
+    state: StateDep,
+    row: ServiceInstance,
+    operation: Operation,
+    params: dict[str, Any],
 ) -> Accepted:
     """A run that cannot be started fails the service."""
     # A create that never started frees its Idempotency-Key: "try again" must work.
     creating = operation is Operation.PROVISIONING
     give_back = partial(operations.record_launch_failure, release_idempotency_key=creating)
-    return operations.start(session, row, operation, params, give_back=give_back)
+    return operations.start(session, row, operation, params, state=state, give_back=give_back)
 
 
 @router.post("", status_code=202, response_model=Accepted,
@@ -152,7 +156,7 @@ def create_service(
         raise HTTPException(status.HTTP_409_CONFLICT, _serial_conflict(body.ont_serial)) from None
     if waits:
         return zero_touch.accept_waiting(state, row)
-    return _launch(session, row, Operation.PROVISIONING, {})
+    return _launch(session, state, row, Operation.PROVISIONING, {})
 
 
 def _replay(session: SessionDep, principal: Principal, key: str, digest: str) -> Accepted | None:
@@ -233,7 +237,7 @@ def _dry_or_launch(
     dry_run: bool,
 ) -> Accepted | Response:
     if not dry_run:
-        return _launch(session, row, operation, params)
+        return _launch(session, state, row, operation, params)
     dry.check_begin(session, row, operation)
     return dry.respond(dry.answer(state, session, operation, row.id, params))
 

@@ -86,6 +86,7 @@ def test_a_plan_change_through_the_deployment(tmp_path: Path) -> None:
         assert events[-1][0] == "service.plan_change.completed", events[-1]
         progress = [(d["step"], d["status"]) for k, d in events if k.endswith(".progress")]
         assert progress == [
+            (1, "queued"),  # announced by the API before the run exists
             (1, "validating"),
             (2, "updating_radius"),
             (3, "updating_bng"),
@@ -95,7 +96,9 @@ def test_a_plan_change_through_the_deployment(tmp_path: Path) -> None:
         ]
         applied = next(d["message"] for k, d in events if d.get("status") == "applied")
         assert applied == "Speed changed on the live session (CoA acknowledged)"
-        assert {d["flow_run_id"] for _, d in events} == {r.json()["flow_run_id"]}
+        # The announcement went out before the run had an id; every event after it is the run's.
+        assert events[0][1]["flow_run_id"] is None
+        assert {d["flow_run_id"] for _, d in events[1:]} == {r.json()["flow_run_id"]}
         after = httpx.get(f"{stack.api_url}/api/v1/services/{sid}", headers=auth).json()
         assert (after["status"], after["plan"]) == ("active", "1G")
         for field in ("ip_address", "vlan", "radius_username", "ont_id"):

@@ -207,7 +207,9 @@ def step_seconds(run: Run) -> dict[str, float]:
     for status, ts in run.steps:
         if status not in {s for s, _ in firsts} and status not in ("retrying", "waiting"):
             firsts.append((status, ts))
-    out = {"queued (POST → step 1)": firsts[0][1] - run.posted_at} if firsts else {}
+    # With the API's announcement the first event is ``queued``: its row is the wait
+    # for a worker to start the run (before 0.2.0 that wait was inside this first row).
+    out = {"POST → first event": firsts[0][1] - run.posted_at} if firsts else {}
     for (status, ts), (_next, nts) in zip(firsts, firsts[1:], strict=False):
         out[status] = nts - ts
     return out

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from fiberflow import __version__
-from fiberflow.api import errors, metrics, portal, realtime
+from fiberflow.api import errors, metrics, portal, realtime, realtime_bulk
 from fiberflow.api.dry_run import PLANNER, Planner
 from fiberflow.api.routes import (
     bulk,
@@ -106,6 +106,7 @@ def create_app(
     app.include_router(inventory.router)
     app.include_router(events.router)
     app.include_router(realtime.router)
+    app.include_router(realtime_bulk.router)
     app.include_router(portal.router)
     app.include_router(metrics.router)
     return app

@@ -10,6 +10,9 @@ The stream ends when the client goes (disconnect, or a send that times out), whe
 the client falls too far behind (the browser reconnects with ``Last-Event-ID``),
 and on server shutdown (the server's SIGTERM/SIGINT, watched once per process by
 api/exit_signal.py, stops the hub, which ends every stream).
+
+A bulk run's stream (api/realtime_bulk.py) is served by the same ``open_stream``:
+its events are keyed by the bulk id where a service's are keyed by the service id.
 """
 
 from __future__ import annotations
@@ -97,7 +100,8 @@ async def _stop_on_exit(hub: EventHub, exiting: asyncio.Event) -> None:
     await hub.stop()
 
 
-def _hub(state: AppState) -> EventHub:
+def require_hub(state: AppState) -> EventHub:
+    """The process's hub, or 503 when no Redis is configured."""
     hub = state.extras.get(HUB)
     if not isinstance(hub, EventHub):
         raise HTTPException(
@@ -106,7 +110,8 @@ def _hub(state: AppState) -> EventHub:
     return hub
 
 
-def _last_event_id(raw: str | None) -> int | None:
+def parse_last_event_id(raw: str | None) -> int | None:
+    """The ``Last-Event-ID`` header as an id (None: absent or empty), or 422."""
     if raw is None or raw.strip() == "":
         return None
     try:
@@ -147,11 +152,19 @@ async def service_lifecycle(
         Header(alias="Last-Event-ID", description="Resume after this event id (sent by browsers)"),
     ] = None,
 ) -> StreamResponse:
-    after = _last_event_id(last_event_id)
-    hub = _hub(state)
+    after = parse_last_event_id(last_event_id)
+    hub = require_hub(state)
     # Not a SessionDep: a yield dependency would hold a pooled connection for the
     # whole life of the stream.
     service_id = await run_in_threadpool(_check_visible, state, principal, service_id)
+    return open_stream(state, hub, principal, service_id, after)
+
+
+def open_stream(
+    state: AppState, hub: EventHub, principal: Principal, key: str, after: int | None
+) -> StreamResponse:
+    """The SSE response of the events keyed by ``key`` (a service id, or a bulk run's id)
+    after ``after``, within the tenant's connection cap (429 beyond it)."""
     limiter: ConnectionLimiter = state.extras[LIMITER]
     if not limiter.acquire(principal.tenant_id):
         log.info(
@@ -166,7 +179,7 @@ async def service_lifecycle(
     return StreamResponse(
         hub,
         state.sessions,
-        service_id,
+        key,
         after,
         heartbeats=state.extras[HEARTBEATS],
         send_timeout=SEND_TIMEOUT_SECONDS,

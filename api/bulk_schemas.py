@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fiberflow.api.schemas import Name
+from fiberflow.api.schemas import ChangeOut, Name
 
 MAX_SERVICES = 100_000
 ItemStateName = Literal["pending", "running", "completed", "failed", "skipped"]
@@ -87,3 +87,30 @@ class BulkItemOut(BaseModel):
 class BulkItemPage(BaseModel):
     items: list[BulkItemOut]
     next: str | None = Field(description="cursor of the next page; null on the last")
+
+
+class BulkChangeOut(ChangeOut):
+    """One change of a bulk dry run: a per-service change, with its service."""
+
+    service_id: str
+
+
+class BulkItemReason(BaseModel):
+    service_id: str
+    reason: str
+
+
+class BulkDryRunOut(BaseModel):
+    """``?dry_run=true``: each service's changes, in request order; none was made."""
+
+    operation: str = Field(examples=["suspend"])
+    count: int = Field(description="services in the request")
+    changes: list[BulkChangeOut] = Field(
+        description="the per-service plans concatenated in request order"
+    )
+    skipped: list[BulkItemReason] = Field(
+        description="services the run would skip (their status forbids the operation ...)"
+    )
+    failed: list[BulkItemReason] = Field(
+        description="services whose run would fail at its validating step"
+    )

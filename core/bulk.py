@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from fiberflow.core.db.models import BulkItem, BulkRun, Operation, utcnow
+from fiberflow.core import catalogue
+from fiberflow.core.db.models import BulkItem, BulkRun, Operation, ServiceStatus, utcnow
 from fiberflow.core.db.models.bulk import ITEM_STATES, BulkStatus, ItemState
 
 # The API's operation names (POST /api/v1/bulk/{operation}).
@@ -37,6 +38,33 @@ REJECTED = "rejected"
 
 def needs_approval(operation: str, total: int, threshold: int) -> bool:
     return operation in ALWAYS_APPROVED or total > threshold
+
+
+def refusal(
+    operation: Operation,
+    params: Mapping[str, Any],
+    status: str | None,
+    plan: str | None,
+    gem_ports: Mapping[str, int],
+) -> str | None:
+    """Why a service (its ``status`` and ``plan``; None: gone) is skipped by a bulk run of
+    ``operation``, None when it may start: the checks a single request makes before its
+    transition. ``gem_ports``: each plan's GEM port. The parent run and a bulk dry run
+    both ask this, so a dry run skips exactly what the run would."""
+    entry = catalogue.of(operation)
+    if status is None:
+        return "the service no longer exists"
+    if ServiceStatus(status) not in entry.starts_from:
+        return f"status {status} forbids {entry.operation.value}"
+    wanted = params.get("plan")
+    if wanted is not None:
+        if plan == wanted:
+            return f"the service is already on plan {wanted!r}"
+        old, new = gem_ports.get(plan or ""), gem_ports.get(str(wanted))
+        if old is not None and new is not None and new != old:
+            return (f"plan {str(wanted)!r} uses GEM port {new}, the service's plan "
+                    f"{plan!r} GEM port {old}")  # fmt: skip
+    return None
 
 
 @dataclass(frozen=True, slots=True)

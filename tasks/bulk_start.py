@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy import update as sa_update
 
+from fiberflow.core import bulk as core_bulk
 from fiberflow.core import catalogue
 from fiberflow.core import transition as core_transition
 from fiberflow.core.bulk import Change, move
-from fiberflow.core.db.models import BulkItem, ServiceInstance, ServiceStatus, utcnow
+from fiberflow.core.db.models import BulkItem, ServiceInstance, utcnow
 from fiberflow.core.db.models.bulk import ItemState
 from fiberflow.core.launch import launch
 from fiberflow.tasks.bulk import Bulk
@@ -59,23 +60,11 @@ def targets(service_ids: Iterable[str]) -> tuple[dict[str, Target], dict[str, in
 
 
 def refusal(bulk: Bulk, row: ServiceInstance | None) -> str | None:
-    """Why this service is skipped (None: it may start): the checks a single request
-    makes before its transition."""
-    entry = catalogue.of(bulk.op)
-    if row is None:
-        return "the service no longer exists"
-    if ServiceStatus(row.status) not in entry.starts_from:
-        return f"status {row.status} forbids {entry.operation.value}"
-    plan = bulk.params.get("plan")
-    if plan is not None:
-        if row.plan == plan:
-            return f"the service is already on plan {plan!r}"
-        plans = {p.name: p for p in runtime().inventory.plans}
-        old, new = plans.get(row.plan), plans.get(str(plan))
-        if old is not None and new is not None and new.gem_port != old.gem_port:
-            return (f"plan {new.name!r} uses GEM port {new.gem_port}, the service's plan "
-                    f"{old.name!r} GEM port {old.gem_port}")  # fmt: skip
-    return None
+    """Why this service is skipped (None: it may start): core.bulk.refusal's rules."""
+    gem_ports = {p.name: p.gem_port for p in runtime().inventory.plans}
+    return core_bulk.refusal(
+        bulk.op, bulk.params, row.status if row else None, row.plan if row else None, gem_ports
+    )
 
 
 def precheck(bulk: Bulk, service_id: str) -> str | None:

@@ -4,11 +4,13 @@
 (404 naming it), the body (422: exactly one of ``service_ids`` / ``olt``, ids that are
 UUIDs, at most 100,000, the operation's own fields), the OLT (422 naming it), the plan
 of a change-plan (422), the services (404 "some services were not found" when any id is
-unknown or another tenant's: it names none of them). Then, in one transaction, the bulk
-row and its items are written and the parent run (deployment ``bulk-run``) is started;
-the transaction commits only once the run exists, so a run that cannot be started
-leaves nothing behind (503). The parent moves each service through the same status
-transition a single request does; a service whose status forbids it is ``skipped``.
+unknown or another tenant's: it names none of them). With ``?dry_run=true`` it answers
+200 with each service's plan after those same checks (api/bulk_dry_run.py). Otherwise,
+in one transaction, the bulk row and its items are written and the parent run
+(deployment ``bulk-run``) is started; the transaction commits only once the run exists,
+so a run that cannot be started leaves nothing behind (503). The parent moves each
+service through the same status transition a single request does; a service whose
+status forbids it is ``skipped``.
 """
 
 from __future__ import annotations
@@ -19,19 +21,22 @@ import logging
 from typing import Annotated, Any
 
 from anyio import from_thread
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from fiberflow.api import bulk_dry_run
 from fiberflow.api.bulk_schemas import (
     BulkAccepted,
     BulkCreate,
+    BulkDryRunOut,
     BulkItemOut,
     BulkItemPage,
     BulkOut,
     ItemStateName,
 )
 from fiberflow.api.deps import OperatorDep, SessionDep, StateDep
+from fiberflow.api.dry_run import DryRun
 from fiberflow.api.inventory import InventoryDep
 from fiberflow.api.realtime import PUBLISHER
 from fiberflow.api.schemas import ErrorBody
@@ -118,15 +123,19 @@ def _targets(session: Session, principal: Principal, body: BulkCreate, inv: Inve
     return wanted
 
 
-@router.post("/{operation}", status_code=202, response_model=BulkAccepted, responses=ERRORS,
+@router.post("/{operation}", status_code=202, response_model=BulkAccepted,
+             responses={**ERRORS, 200: {"model": BulkDryRunOut,
+                        "description": "dry_run=true: each service's changes, none made"}},
              summary="Start one operation over many services (a bulk run)")  # fmt: skip
 def create_bulk(
     operation: str,
     principal: OperatorDep,
     session: SessionDep,
+    state: StateDep,
     inventory: InventoryDep,
     body: BulkCreate,
-) -> BulkAccepted:
+    dry_run: DryRun = False,
+) -> BulkAccepted | Response:
     if operation not in core_bulk.OPERATIONS:
         known = ", ".join(core_bulk.OPERATIONS)
         raise HTTPException(
@@ -134,6 +143,9 @@ def create_bulk(
         )
     params = _params(operation, body, inventory)
     ids = _targets(session, principal, body, inventory)
+    if dry_run:  # after the same checks; writes nothing, starts nothing
+        plan = bulk_dry_run.answer(state, session, inventory, operation, params, ids)
+        return Response(plan.model_dump_json(), status_code=200, media_type="application/json")
     bulk = BulkRun(
         tenant_id=principal.tenant_id,
         operation=operation,

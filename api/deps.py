@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from fiberflow.api.csrf import CSRF_HEADER, csrf_ok
 from fiberflow.api.state import AppState
 from fiberflow.core.settings import Settings
 from fiberflow.core.tokens import Principal, TokenError, verify
@@ -49,7 +50,7 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def _bearer(request: Request) -> str | None:
+def _bearer(request: Request, key: str) -> str | None:
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
@@ -60,11 +61,16 @@ def _bearer(request: Request) -> str | None:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return token.strip()
-    # The portal's cookie authenticates reads only. A state-changing request must carry
+    # The portal's cookie authenticates reads. A state-changing request must carry
     # the header, which no other site can make a browser send (no CSRF, whatever the
-    # cookie's SameSite covers: other ports of the same host are "same site").
+    # cookie's SameSite covers: other ports of the same host are "same site") - or the
+    # cookie plus the session's CSRF token in X-CSRF-Token (api/csrf.py), which only
+    # the portal's own pages know (the operator page's approve/reject buttons).
+    cookie = request.cookies.get(SESSION_COOKIE)
     if request.method in SAFE_METHODS:
-        return request.cookies.get(SESSION_COOKIE)
+        return cookie
+    if cookie and csrf_ok(key, cookie, request.headers.get(CSRF_HEADER)):
+        return cookie
     return None
 
 
@@ -73,13 +79,16 @@ _BEARER_SCHEME = HTTPBearer(
     auto_error=False, description="JWT (HS256) with sub, tenant_id (UUID), role and exp"
 )
 _COOKIE_SCHEME = APIKeyCookie(
-    name=SESSION_COOKIE, auto_error=False, description="The portal's session (GET only)"
+    name=SESSION_COOKIE,
+    auto_error=False,
+    description="The portal's session (reads; changes with X-CSRF-Token)",
 )
 
 
 def authenticate(request: Request, state: AppState) -> Principal:
-    """The request's principal (Bearer header, or the portal cookie on reads), or 401."""
-    token = _bearer(request)
+    """The request's principal (Bearer header, or the portal cookie on reads and, with
+    its CSRF token, on changes), or 401."""
+    token = _bearer(request, state.jwt_key)
     if not token:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

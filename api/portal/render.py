@@ -58,7 +58,7 @@ def _template(name: str) -> Template:
     )
 
 
-def _fill(name: str, raw: dict[str, str] | None = None, **values: object) -> str:
+def fill(name: str, raw: dict[str, str] | None = None, **values: object) -> str:
     """The template with every ``values`` entry HTML-escaped; ``raw`` is trusted HTML."""
     escaped = {k: escape("" if v is None else str(v)) for k, v in values.items()}
     return _template(name).substitute(escaped, **(raw or {}))
@@ -79,7 +79,7 @@ def _account(request: Request, principal: Principal | None) -> str:
     if principal is None:
         return ""
     who = principal.sub if not principal.is_operator else f"{principal.sub} (operator)"
-    return _fill("account.html", base=base_path(request), who=who)
+    return fill("account.html", base=base_path(request), who=who)
 
 
 def page(
@@ -92,7 +92,7 @@ def page(
     main_attrs: dict[str, str] | None = None,
 ) -> HTMLResponse:
     attrs = "".join(f' {k}="{escape(v)}"' for k, v in (main_attrs or {}).items())
-    html = _fill(
+    html = fill(
         "layout.html",
         raw={"body": body, "account": _account(request, principal), "main_attrs": attrs},
         title=title,
@@ -105,7 +105,7 @@ def message_page(
     request: Request, status_code: int, heading: str, message: str, detail: str | None = None
 ) -> HTMLResponse:
     extra = f'<p class="muted" data-testid="detail">{escape(detail)}</p>' if detail else ""
-    body = _fill("message.html", raw={"detail": extra}, heading=heading, message=message)
+    body = fill("message.html", raw={"detail": extra}, heading=heading, message=message)
     return page(request, heading, body, status_code=status_code)
 
 
@@ -114,7 +114,7 @@ def services_page(
 ) -> HTMLResponse:
     base = base_path(request)
     items = "\n".join(
-        _fill(
+        fill(
             "service_item.html",
             base=base,
             id=row.id,
@@ -134,7 +134,7 @@ def services_page(
         summary = "One service. Open it to follow its progress live."
     else:
         summary = f"{len(rows)} services. Open one to follow its progress live."
-    body = _fill("services.html", raw={"items": items}, summary=summary)
+    body = fill("services.html", raw={"items": items}, summary=summary)
     return page(request, "Your services", body, principal=principal)
 
 
@@ -183,7 +183,7 @@ def service_page(request: Request, principal: Principal, row: ServiceInstance) -
     operation = row.current_operation or "provisioning"
     percent = 100 if row.status in SETTLED else 0
     updated = _iso(row.updated_at)
-    body = _fill(
+    body = fill(
         "service.html",
         raw={"plans": _plans_json(), "operations": _operations_json()},
         base=base,

@@ -1,4 +1,5 @@
-"""``/portal``: sign-in by link, the service list, the progress page and its assets.
+"""``/portal``: sign-in by link, the service list, the progress page, the operator's
+bulk run page and the assets.
 
 Pages answer HTML, errors included (401 with a sign-in hint, 404 for a service
 the principal may not see, exactly like the REST API's isolation).
@@ -14,9 +15,12 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from fiberflow.api.access import get_visible_service, visible
+from fiberflow.api.bulk_visibility import get_tenant_bulk
 from fiberflow.api.deps import StateDep, authenticate
 from fiberflow.api.portal import assets, render
+from fiberflow.api.portal.bulk_page import bulk_page
 from fiberflow.api.portal.session import clear_session_cookie, set_session_cookie, sign_in
+from fiberflow.core import bulk as core_bulk
 from fiberflow.core.db.models import ServiceInstance
 from fiberflow.core.tokens import Principal, TokenError
 
@@ -124,6 +128,34 @@ def service_progress(service_id: str, request: Request, state: StateDep) -> Resp
                 "There is no such service in your account.",
             )
         return render.service_page(request, principal, row)
+
+
+@router.get("/bulk/{bulk_id}")
+def bulk_progress(bulk_id: str, request: Request, state: StateDep) -> Response:
+    """A bulk run's live progress, for the operators of its tenant."""
+    try:
+        principal = _principal(request, state)
+    except _PageError as err:
+        return err.response
+    if not principal.is_operator:
+        return render.message_page(
+            request,
+            status.HTTP_403_FORBIDDEN,
+            "Operators only",
+            "Bulk runs are shown to your provider's operators only.",
+        )
+    with state.sessions() as session:
+        try:
+            row = get_tenant_bulk(session, principal, bulk_id)
+        except HTTPException:
+            return render.message_page(
+                request,
+                status.HTTP_404_NOT_FOUND,
+                "Bulk run not found",
+                "There is no such bulk run in your organisation.",
+            )
+        counts = core_bulk.counts(session, row.id)
+        return bulk_page(request, principal, row, counts, state.jwt_key)
 
 
 @router.get("/static/{name}")

@@ -3,7 +3,9 @@
 The cookie is what ``api.deps.get_principal`` reads when no ``Authorization``
 header is sent, so the same cookie authorizes the page, the REST calls and the
 SSE relay (same origin: ``EventSource`` sends it, the token never enters a URL
-after the sign-in link). It lives no longer than the token.
+after the sign-in link). It lives no longer than the token. A state change (the
+bulk page's approve / reject) also needs the session's CSRF token in a header
+(api/csrf.py): Lax stays, because the sign-in link is a cross-site navigation.
 """
 
 from __future__ import annotations

@@ -41,14 +41,20 @@ def bulk_entry(bulk_id: str, tenant_id: str, event_type: str, data: Mapping[str,
     """The checked ``event_log`` entry of one bulk event; raises ValueError naming the
     bad field, an unknown event type, or a ``bulk_id`` / ``tenant_id`` in ``data``
     that differs from the arguments. ``bulk_id``, ``tenant_id`` and the time
-    (``timestamp`` / ``completed_at``, now) are filled in when ``data`` lacks them."""
+    (``timestamp`` / ``completed_at``, now) are filled in when ``data`` lacks them; a
+    naive ``datetime`` is taken as UTC."""
     payload = dict(data)
     for key, value in (("bulk_id", bulk_id), ("tenant_id", tenant_id)):
         given = payload.setdefault(key, value)
         if isinstance(given, str) and given.lower() != value.lower():
             raise ValueError(f"data.{key} {given!r} is not the event's {key} {value!r}")
     if event_type in _TIME_KEY:
-        payload.setdefault(_TIME_KEY[event_type], datetime.now(UTC))
+        key = _TIME_KEY[event_type]
+        at = payload.setdefault(key, datetime.now(UTC))
+        if isinstance(at, datetime) and at.tzinfo is None:
+            # A time read back from the database (SQLite hands back naive datetimes of
+            # the UTC times fiberflow stores). A naive *string* is still refused.
+            payload[key] = at.replace(tzinfo=UTC)
     checked = validate_bulk_event(event_type, payload)
     return LogEntry(
         key=checked.bulk_id,

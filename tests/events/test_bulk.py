@@ -154,6 +154,14 @@ def test_redis_down_keeps_the_event_in_the_outbox(
     up.close()
 
 
+def test_a_naive_datetime_from_the_database_is_utc(engine: Engine, pub: EventPublisher) -> None:
+    """SQLite gives back naive datetimes of stored UTC times (a bulk run's finished_at)."""
+    bulk, tenant = str(uuid.uuid4()), str(uuid.uuid4())
+    data = {**_completed(), "completed_at": datetime(2026, 12, 7, 9, 30)}
+    assert publish_bulk_event(pub, bulk, tenant, "bulk.completed", data)
+    assert _rows(engine, bulk)[0].data["completed_at"] == "2026-12-07T09:30:00Z"
+
+
 async def test_async_variant(engine: Engine, pub: EventPublisher) -> None:
     bulk, tenant = str(uuid.uuid4()), str(uuid.uuid4())
     at = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)

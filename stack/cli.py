@@ -85,12 +85,6 @@ def api(
     data_dir: DataDir = None,
 ) -> None:
     """Run the API (REST, SSE relay, portal) alone; joins the `up` stack of --data-dir."""
-    import uvicorn
-
-    from fiberflow.api.app import create_app
-    from fiberflow.stack.reconciler import reconciler_job
-    from fiberflow.tasks.dry_run import plan
-
     _use_data_dir(data_dir)
     _setup_logging()
     s = get_settings()
@@ -100,6 +94,15 @@ def api(
     # Operations go to a real Prefect server or fail with 503: never an ephemeral one,
     # which races and orphans processes under uvicorn.
     os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
+    # Imported only now: Prefect reads its settings from the environment once, when it is
+    # first imported (the reconciler and the planner import it), so the two above must be
+    # set first, or an API joining a stack by its data dir would talk to no server.
+    import uvicorn
+
+    from fiberflow.api.app import create_app
+    from fiberflow.stack.reconciler import reconciler_job
+    from fiberflow.tasks.dry_run import plan
+
     try:
         application = create_app(s, background=[reconciler_job], planner=plan)
     except ConfigError as exc:

@@ -31,9 +31,10 @@ typecheck: install
 
 # Test workers (pytest-xdist): the suite mostly waits on servers and devices, so more
 # workers than cores pay. Each test file stays on one worker (--dist loadfile): a file's
-# module-scoped servers start once. PYTEST_WORKERS=0 runs in this process, serially.
+# module-scoped servers start once. Files go out whole-stack files first, in the order
+# tests/fixtures/scheduling.py sets. PYTEST_WORKERS=0 runs in this process, serially.
 PYTEST_WORKERS ?= 4
-XDIST := -n $(PYTEST_WORKERS) --dist loadfile
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The whole suite: lint, types, every test on SQLite and PostgreSQL.
 test: lint typecheck

@@ -75,9 +75,11 @@ def stack_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> dict[str, Any]:
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> dict[str, Any]:
     """``/healthz``'s report once it answers 200; AssertionError if ``proc`` exits or
-    the time is up first."""
+    the time is up first (a guard against a hung start, not a speed check: on a loaded
+    machine, the test suite's parallel workers included, a first start has taken over
+    two minutes)."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:

@@ -21,6 +21,7 @@ from tests.fixtures.lifecycle import lifecycle  # noqa: F401
 from tests.fixtures.prefect import prefect_api, prefect_server  # noqa: F401
 from tests.fixtures.radius_lab import lab_nas, lab_radius  # noqa: F401
 from tests.fixtures.redis import dead_redis_url, redis_prefix, redis_server, redis_url  # noqa: F401
+from tests.fixtures.scheduling import pytest_collection_modifyitems  # noqa: F401
 from tests.fixtures.sse_api import sse_api  # noqa: F401
 
 

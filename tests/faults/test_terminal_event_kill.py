@@ -120,7 +120,10 @@ def test_run_killed_between_end_status_and_terminal_event(tmp_path: Path, kind: 
                     conn.execute(text(sql))
             body = {"customer_ref": "cust-kill", "plan": "100M", "olt": "olt-1",
                     "pon_port": "0/1/1", "ont_serial": "48575443AABBCC0F"}  # fmt: skip
-            created = httpx.post(f"{stack.api_url}/api/v1/services", json=body, headers=auth)
+            # The POST waits for the Prefect server to create the run: generous on a loaded box.
+            created = httpx.post(
+                f"{stack.api_url}/api/v1/services", json=body, headers=auth, timeout=30
+            )
             assert created.status_code == 202, created.text
             sid = created.json()["id"]
 

@@ -68,7 +68,10 @@ def test_a_plan_change_through_the_deployment(tmp_path: Path) -> None:
             "pon_port": "0/1/9",
             "ont_serial": "48575443ABCD0077",
         }
-        created = httpx.post(f"{stack.api_url}/api/v1/services", json=body, headers=auth)
+        # The POST waits for the Prefect server to create the run: generous on a loaded box.
+        created = httpx.post(
+            f"{stack.api_url}/api/v1/services", json=body, headers=auth, timeout=30
+        )
         assert created.status_code == 202, created.text
         sid = created.json()["id"]
         provisioned, last_id = _until_done(stack.api_url, sid, auth)
@@ -76,7 +79,10 @@ def test_a_plan_change_through_the_deployment(tmp_path: Path) -> None:
         before = httpx.get(f"{stack.api_url}/api/v1/services/{sid}", headers=auth).json()
 
         r = httpx.post(
-            f"{stack.api_url}/api/v1/services/{sid}/change-plan", json={"plan": "1G"}, headers=auth
+            f"{stack.api_url}/api/v1/services/{sid}/change-plan",
+            json={"plan": "1G"},
+            headers=auth,
+            timeout=30,
         )
         assert r.status_code == 202, r.text
         assert r.json()["status"] == "changing_plan"

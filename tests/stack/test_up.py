@@ -170,7 +170,10 @@ def test_up_runs_a_provisioning_end_to_end_through_the_worker(tmp_path: Path) ->
         auth = {"Authorization": f"Bearer {token}"}
         body = {"customer_ref": "cust-e2e", "plan": "100M", "olt": "olt-2",
                 "pon_port": "0/2/15", "ont_serial": "485754431A2B3C4D"}  # fmt: skip
-        created = httpx.post(f"{stack.api_url}/api/v1/services", json=body, headers=auth)
+        # The POST waits for the Prefect server to create the run: generous on a loaded box.
+        created = httpx.post(
+            f"{stack.api_url}/api/v1/services", json=body, headers=auth, timeout=30
+        )
         assert created.status_code == 202, created.text
         sid = created.json()["id"]
         events = []

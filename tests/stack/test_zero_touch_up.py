@@ -32,7 +32,10 @@ def test_a_waiting_order_is_provisioned_once_its_ont_is_plugged(tmp_path: Path) 
         auth = {"Authorization": f"Bearer {token}"}
         body = {"customer_ref": "cust-ztp", "plan": "100M", "olt": "olt-2",
                 "pon_port": "0/2/14", "activation": "on_discovery"}  # fmt: skip
-        created = httpx.post(f"{stack.api_url}/api/v1/services", json=body, headers=auth)
+        # Generous on a loaded box (the suite runs on parallel workers).
+        created = httpx.post(
+            f"{stack.api_url}/api/v1/services", json=body, headers=auth, timeout=30
+        )
         assert created.status_code == 202, created.text
         assert created.json()["status"] == "awaiting_ont"
         sid = created.json()["id"]

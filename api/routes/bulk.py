@@ -35,6 +35,7 @@ from fiberflow.api.bulk_schemas import (
     BulkOut,
     ItemStateName,
 )
+from fiberflow.api.bulk_visibility import get_tenant_bulk
 from fiberflow.api.deps import OperatorDep, SessionDep, StateDep
 from fiberflow.api.dry_run import DryRun
 from fiberflow.api.inventory import InventoryDep
@@ -186,9 +187,10 @@ def create_bulk(
 
 
 def _visible_bulk(session: Session, principal: Principal, bulk_id: str) -> BulkRun:
-    row = session.get(BulkRun, bulk_id.lower(), populate_existing=True)
-    if row is None or row.tenant_id != principal.tenant_id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"bulk run {bulk_id} not found")
+    # One lookup rule for the API, the stream and the page (an id that is no UUID, e.g.
+    # one holding a NUL that PostgreSQL refuses, is a 404 before any query).
+    row = get_tenant_bulk(session, principal, bulk_id)
+    session.refresh(row)
     return row
 
 

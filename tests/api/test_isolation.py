@@ -13,8 +13,10 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 
 from fiberflow.core.db.models import ServiceStatus
+from fiberflow.core.db.models.bulk import BulkItem, BulkRun, BulkStatus, ItemState
 from tests.fixtures.api_app import TENANT_A, TENANT_B, ApiApp, app_routes, new_serial
 
 S = "/api/v1/services"
@@ -29,6 +31,10 @@ class Entry:
       collection lists services: others' lists never hold tenant A's service
       tenant     per-tenant aggregate: tenant B's figures never count tenant A
       create     makes a service: another tenant's same Idempotency-Key is another order
+      bulk       takes {bulk_id} (tenant A's bulk run over its service): others get 404
+                 (403 where their role is refused first)
+      bulk-create  starts a bulk run over service ids: tenant A's ids are 404 to tenant B
+                 and the answer names none of them
       shared     no tenant data (inventory, portal sign-in/out, static assets)
     operator_only: a customer is refused (403) before any lookup.
     owner: what tenant A's operator gets for A's *pending* service (proves the lookup
@@ -73,6 +79,16 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("GET", "/portal/services"): Entry("collection"),
     ("GET", "/portal/services/{service_id}"): Entry("service"),
     ("GET", "/portal/static/{name}"): Entry("shared"),
+    # Bulk runs (operators only). Tenant A's bulk is completed: cancel, approve and
+    # reject are 409 for its owner (checked after the lookup).
+    ("POST", "/api/v1/bulk/{operation}"): Entry("bulk-create", operator_only=True),
+    ("GET", "/api/v1/bulk/{bulk_id}"): Entry("bulk", operator_only=True),
+    ("GET", "/api/v1/bulk/{bulk_id}/items"): Entry("bulk", operator_only=True),
+    ("POST", "/api/v1/bulk/{bulk_id}/cancel"): Entry("bulk", operator_only=True, owner=409),
+    ("POST", "/api/v1/bulk/{bulk_id}/approve"): Entry("bulk", operator_only=True, owner=409),
+    ("POST", "/api/v1/bulk/{bulk_id}/reject"): Entry("bulk", operator_only=True, owner=409),
+    ("GET", "/api/v1/realtime/bulk/{bulk_id}"): Entry("bulk", operator_only=True),
+    ("GET", "/portal/bulk/{bulk_id}"): Entry("bulk", operator_only=True),
 }
 
 GUESSES = ["1", "0", "abc", "lifecycle", "' OR '1'='1", "%2e%2e", "a" * 1000,
@@ -101,7 +117,21 @@ class Answer:
 def _call(app: ApiApp, method: str, path: str, sid: str, headers: dict[str, str]) -> Answer:
     # At the ASGI level: an event stream that wrongly opened would never end in TestClient.
     url = path.replace("{service_id}", quote(sid, safe="%"))
+    url = url.replace("{bulk_id}", quote(sid, safe="%"))
     return Answer(*app.first_response(method, url, headers))
+
+
+def _insert_bulk(app: ApiApp, sid: str) -> str:
+    """Tenant A's finished bulk suspension over its service ``sid``."""
+    with Session(app.engine) as s, s.begin():
+        bulk = BulkRun(tenant_id=TENANT_A, operation="suspend", params={},
+                       status=BulkStatus.COMPLETED.value, requested_by="op-a")  # fmt: skip
+        s.add(bulk)
+        s.flush()
+        reason = "status pending forbids suspension"
+        s.add(BulkItem(bulk_id=bulk.id, service_id=sid, position=0,
+                       state=ItemState.SKIPPED.value, reason=reason))  # fmt: skip
+        return bulk.id
 
 
 def test_every_route_isolates_tenants_and_customers(api_app: ApiApp) -> None:
@@ -125,6 +155,7 @@ def test_every_route_isolates_tenants_and_customers(api_app: ApiApp) -> None:
         "tenant A, another customer": (app.auth("customer", TENANT_A, "cust-2"), True),
     }
     failures: list[str] = []
+    bulk_id = _insert_bulk(app, sid)
 
     def expect(what: str, r: Any, codes: set[int]) -> None:
         if r.status_code not in codes:
@@ -165,6 +196,29 @@ def test_every_route_isolates_tenants_and_customers(api_app: ApiApp) -> None:
             expect(f"{where} as tenant B operator", theirs, {200})
             if mine.get("total_services") != 1 or theirs.json().get("total_services") != 0:
                 failures.append(f"{where}: totals A={mine} B={theirs.text[:200]}")
+        elif entry.kind == "bulk":
+            for who, code in (("owner operator", entry.owner),):
+                r = _call(app, method, path, bulk_id, owner_op)
+                if r.status_code != code:
+                    failures.append(f"{where} {who}: {r.status_code}, not {code} {r.text[:120]!r}")
+            for who, (headers, is_customer) in [
+                *others.items(),
+                ("tenant A customer", (owner_cust, True)),
+            ]:
+                refused = 403 if is_customer else 404
+                expect(f"{where} as {who}", _call(app, method, path, bulk_id, headers), {refused})
+            for guess in [str(uuid.uuid4()), *GUESSES]:
+                r = _call(app, method, path, guess, owner_op)
+                expect(f"{where} guessed {guess[:40]!r}", r, {404, 422})
+        elif entry.kind == "bulk-create":
+            url = path.replace("{operation}", "suspend")
+            r = app.client.post(url, json={"service_ids": [sid]},
+                                headers=others["tenant B operator"][0])  # fmt: skip
+            expect(f"{where} tenant B naming A's service", r, {404})
+            if sid in r.text:
+                failures.append(f"{where}: the 404 names tenant A's service")
+            r = app.client.post(url, json={"service_ids": [sid]}, headers=owner_cust)
+            expect(f"{where} as tenant A customer", r, {403})
         elif entry.kind == "create":
             body = {"customer_ref": "cust-1", "plan": "100M", "olt": "olt-1",
                     "pon_port": "0/1/4", "ont_serial": new_serial()}  # fmt: skip

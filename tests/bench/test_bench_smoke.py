@@ -23,6 +23,7 @@ HANG_GUARD = {
     "lifecycle_throughput": 600,
     "scale_out": 600,
     "load": 900,
+    "bulk_suspension": 900,
 }
 
 
@@ -129,3 +130,18 @@ def test_load_small(tmp_path: Path) -> None:
     assert sse["lost"] == sse["duplicates"] == sse["out_of_order"] == sse["unknown"] == 0, sse
     assert sse["bad_start"] == 0
     assert data["history_events"] > 0 and data["peak_in_flight"] >= 1
+
+
+@pytest.mark.slow
+def test_bulk_suspension_small(tmp_path: Path) -> None:
+    text, data = run_bench("bulk_suspension", tmp_path, "--small")
+    assert "## Bulk suspension" in text and "single POSTs, same pace (baseline)" in text
+    assert data["errors"] == [], data["errors"]
+    bulk, base = data["bulk"], data["baseline"]
+    assert bulk["status"] == "completed" and bulk["counts"]["completed"] == 6
+    assert bulk["pace"]["starts"] == 6 and base["statuses"] == {"suspended": 3}
+    sse = bulk["sse"]
+    # Every listener got every one of the bulk's events, once, in order.
+    assert sse["connected"] == sse["completed"] == 5 and bulk["events"] >= 2
+    assert sse["delivered"] == 5 * bulk["events"] and sse["lost"] == sse["duplicates"] == 0
+    assert all(peak <= data["limits"][name] for name, peak in bulk["peaks"].items())

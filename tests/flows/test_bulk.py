@@ -4,7 +4,8 @@ skipped, four-eyes approval and rejection, blackout hold and cancel."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ from sqlalchemy import text
 from fiberflow.lab.admin import admin_call
 from fiberflow.lab.harness import running_stack, wait_healthy
 from fiberflow.lab.lab_inventory import MAX_SESSIONS
-from tests.fixtures.bulk import auth, engine, items, lab_ports, seed, wait_status
+from tests.fixtures.bulk import auth, bulk_events, engine, items, lab_ports, seed, wait_status
 
 pytestmark = pytest.mark.slow
 RATE = 600  # starts per minute: one every 0.1 s
@@ -95,32 +96,31 @@ def test_four_eyes_reject_then_approve(tmp_path: Path) -> None:
 def test_blackout_holds_at_scheduled_and_cancel_skips(tmp_path: Path) -> None:
     today = datetime.now(UTC).date()
     # Today and tomorrow: the window cannot end while the test runs.
-    from datetime import timedelta
-
     window = f"{today.isoformat()},{(today + timedelta(days=1)).isoformat()}"
     with running_stack(tmp_path, FIBERFLOW_BULK_RATE=str(RATE),
                        FIBERFLOW_BULK_BLACKOUT=window) as stack:  # fmt: skip
-        wait_healthy(stack.api_url, stack.proc)
+        wait_healthy(stack.api_url, stack.proc, timeout=300)
         ids = seed(stack, 5)
         headers = auth(stack)
         url = f"{stack.api_url}/api/v1/bulk"
         bulk_id = httpx.post(f"{url}/resume", json={"service_ids": ids}, headers=headers,
                              timeout=30).json()["id"]  # fmt: skip
-        # The parent is running (it has recorded its process) and holds.
-        deadline = datetime.now(UTC) + timedelta(seconds=120)
-        while True:
-            with engine(stack).connect() as conn:
-                process = conn.scalar(text("SELECT run_process FROM bulk_runs WHERE id = :b"),
-                                      {"b": bulk_id})  # fmt: skip
-            if process:
-                break
-            assert datetime.now(UTC) < deadline
+        # The parent reached the window and says it holds: a bulk.progress at scheduled.
+        deadline = time.monotonic() + 240
+        while not any(kind == "bulk.progress" and data["status"] == "scheduled"
+                      for kind, data in bulk_events(stack, bulk_id)):  # fmt: skip
+            assert time.monotonic() < deadline, bulk_events(stack, bulk_id)
+            time.sleep(0.5)
         held = wait_status(stack, bulk_id, headers, {"scheduled"})
-        assert held["counts"]["pending"] == 5 and held["started_at"] is None
+        assert held["counts"]["pending"] == 5 and held["started_at"] is None, held
         r = httpx.post(f"{url}/{bulk_id}/cancel", headers=headers, timeout=30)
         assert r.status_code == 200
         done = wait_status(stack, bulk_id, headers, {"cancelled", "completed", "failed"})
         assert done["status"] == "cancelled" and done["counts"]["skipped"] == 5, done
+        assert {r["reason"] for r in items(stack, bulk_id)} == {"cancelled"}
+        assert all(r["started_at"] is None for r in items(stack, bulk_id))
+        kinds = [kind for kind, _ in bulk_events(stack, bulk_id)]
+        assert kinds.count("bulk.completed") == 1 and kinds[-1] == "bulk.completed", kinds
         with engine(stack).connect() as conn:
             statuses = {s for (s,) in conn.execute(text("SELECT status FROM service_instances"))}
         assert statuses == {"active"}  # nothing touched

@@ -180,3 +180,69 @@ def test_api_restarted_mid_batch(tmp_path: Path) -> None:
         finally:
             if api.poll() is None:
                 _kill_tree(api.pid)
+
+
+HOLD_KEY = 4343  # the advisory lock a held statement of the parent waits for
+HOLDS = {
+    # The service's run exists in Prefect; the parent dies before it records its id.
+    "record": ("bulk_items", "OLD.flow_run_id IS NULL AND NEW.flow_run_id IS NOT NULL"),
+    # The item is claimed; the parent dies before the service's transition commits.
+    "begin": ("service_instances", "NEW.status = 'suspending' AND OLD.status <> 'suspending'"),
+}
+
+
+def _hold(table: str, when: str) -> list[str]:
+    return [
+        "CREATE FUNCTION hold_bulk() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN PERFORM pg_advisory_xact_lock_shared({HOLD_KEY}); RETURN NEW; END $$",
+        f"CREATE TRIGGER hold_bulk BEFORE UPDATE ON {table} FOR EACH ROW WHEN ({when}) "
+        "EXECUTE FUNCTION hold_bulk()",
+    ]
+
+
+def _held(stack: RunningStack) -> bool:
+    with engine(stack).connect() as conn:
+        return bool(conn.scalar(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                 "AND objid = :key"), {"key": HOLD_KEY}))  # fmt: skip
+
+
+@pytest.mark.parametrize("moment", list(HOLDS))
+def test_parent_killed_between_claim_and_record(tmp_path: Path, moment: str) -> None:
+    """An item claimed (``running``) whose run id the dead parent never recorded: the
+    new parent finds the run it started by its tags, or starts the one it never did;
+    either way one run for the service."""
+    with running_stack(tmp_path, FIBERFLOW_BULK_RATE=RATE,
+                       FIBERFLOW_RECONCILE_INTERVAL_SECONDS="2") as stack:  # fmt: skip
+        wait_healthy(stack.api_url, stack.proc, timeout=300)
+        ids = seed(stack, 3)
+        headers = auth(stack)
+        db = engine(stack)
+        with db.connect() as hold:
+            hold.execute(text("SELECT pg_advisory_lock(:key)"), {"key": HOLD_KEY})
+            hold.commit()
+            with db.begin() as conn:
+                for sql in _hold(*HOLDS[moment]):
+                    conn.execute(text(sql))
+            bulk_id = _start(stack.api_url, ids, headers)
+            deadline = time.monotonic() + 240
+            while not _held(stack):
+                assert time.monotonic() < deadline, "the parent never reached the hold"
+                time.sleep(0.2)
+            first = items(stack, bulk_id)[0]
+            assert (first["state"], first["flow_run_id"]) == ("running", None), first
+            _kill_tree(stack.info()["children"]["worker"])
+            hold.execute(text("SELECT pg_advisory_unlock_all()"))
+            hold.commit()
+        with db.begin() as conn:
+            conn.execute(text(f"DROP TRIGGER hold_bulk ON {HOLDS[moment][0]}"))
+            conn.execute(text("DROP FUNCTION hold_bulk()"))
+        done = wait_status(stack, bulk_id, headers, {"completed", "failed", "cancelled"},
+                           timeout=600)  # fmt: skip
+        assert done["counts"]["completed"] + done["counts"]["failed"] == 3, done
+        assert sum(done["counts"].values()) == len(ids)
+        for r in items(stack, bulk_id):
+            runs = prefect_runs(stack, f"bulk:{bulk_id}", f"service:{r['service_id']}")
+            assert [run["id"] for run in runs] == [r["flow_run_id"]], (r, runs)
+        kinds = [kind for kind, _ in bulk_events(stack, bulk_id)]
+        assert kinds.count("bulk.completed") == 1, kinds

@@ -56,6 +56,10 @@ from fiberflow.tasks.handoff import ENDED_BADLY, astart_reconcile
 log = logging.getLogger(__name__)
 # Heartbeats come every 30 s (Prefect's minimum); three missed ones mean the run is gone.
 HEARTBEAT_STALE = timedelta(seconds=90)
+# Pending: a worker took the run and is starting its process (a fork: seconds, even on a
+# loaded machine). Still Pending after this long, the worker died in between; nothing
+# else in Prefect moves such a run on (a restarted worker takes Scheduled runs only).
+PENDING_STALE = timedelta(minutes=5)
 # A service younger than this is left alone: its run may not have started yet.
 GRACE = timedelta(seconds=20)
 # A live run publishes its terminal event moments after it commits the end status (the
@@ -111,7 +115,10 @@ async def _last_heartbeat(client: httpx.AsyncClient, flow_run_id: str) -> dateti
 
 
 async def diagnose(
-    client: httpx.AsyncClient, flow_run_id: str, run_process: str | None = None
+    client: httpx.AsyncClient,
+    flow_run_id: str,
+    run_process: str | None = None,
+    pending_stale: timedelta = PENDING_STALE,
 ) -> str | None:
     """Why this run will never finish its service, or None if it still may."""
     resp = await client.get(f"/flow_runs/{flow_run_id}")
@@ -121,6 +128,11 @@ async def diagnose(
     state = (run.get("state") or {}).get("type", "")
     if state in ENDED_BADLY:
         return f"its flow run ended {state.lower()}"
+    if state == "PENDING":
+        since = (run.get("state") or {}).get("timestamp")
+        if since and datetime.now(UTC) - datetime.fromisoformat(since) >= pending_stale:
+            return "its flow run never started (its worker died while starting it)"
+        return None
     if state != "RUNNING":
         return None
     if _local_process_gone(run_process):

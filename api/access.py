@@ -30,14 +30,14 @@ def can_see(service: ServiceInstance, principal: Principal) -> bool:
 
 def get_visible_service(session: Session, principal: Principal, service_id: str) -> ServiceInstance:
     """The service, or 404 — also for another tenant's or another customer's service."""
-    canonical = _canonical_uuid(service_id)
+    canonical = canonical_uuid(service_id)
     row = session.get(ServiceInstance, canonical) if canonical else None
     if row is None or not can_see(row, principal):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"service {service_id} not found")
     return row
 
 
-def _canonical_uuid(value: str) -> str | None:
+def canonical_uuid(value: str) -> str | None:
     """The id as stored (lower case), for a UUID in its usual 8-4-4-4-12 form; else None."""
     try:
         canonical = str(uuid.UUID(value))

@@ -7,27 +7,18 @@ an id that is no UUID are 404, exactly like a service.
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import HTTPException, status
 from sqlalchemy.orm import Session
 
+from fiberflow.api.access import canonical_uuid
 from fiberflow.core.db.models import BulkRun
 from fiberflow.core.tokens import Principal
 
 
 def get_tenant_bulk(session: Session, principal: Principal, bulk_id: str) -> BulkRun:
     """The bulk run ``bulk_id`` of the principal's tenant, or 404."""
-    canonical = _canonical_uuid(bulk_id)
+    canonical = canonical_uuid(bulk_id)
     row = session.get(BulkRun, canonical) if canonical else None
     if row is None or row.tenant_id != principal.tenant_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"bulk run {bulk_id} not found")
     return row
-
-
-def _canonical_uuid(value: str) -> str | None:
-    try:
-        canonical = str(uuid.UUID(value))
-    except ValueError:
-        return None
-    return canonical if canonical == value.lower() else None

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     worker_mode: Literal["warm", "cold"] = "warm"
     # Bulk runs: services started per minute, at a steady pace (60: one a second).
     bulk_rate: float = Field(default=60.0, gt=0)
+    # A bulk run keeps at most this many of its services in flight per device for each of
+    # the device's sessions (max_sessions). A run holds a device's session for a part of
+    # its time only (the device slots bound the sessions themselves); the cap keeps a
+    # batch on a slow device from queueing its runs on those slots.
+    bulk_runs_per_session: int = Field(default=4, ge=1, le=64)
     # Blackout windows in UTC (core/blackout.py), e.g. "Sat 00:00-Mon 06:00,*-12-24":
     # a bulk run holds at ``scheduled`` while one covers now. Empty: none.
     bulk_blackout: str = ""

@@ -33,7 +33,7 @@ def drive(reporter: Reporter) -> BulkStatus:
     queue = [sid for sid, _ in item_rows(bulk.id, ItemState.PENDING)]
     running: dict[str, str | None] = dict(item_rows(bulk.id, ItemState.RUNNING))
     targets, limits = bulk_start.targets([*queue, *running])
-    caps = DeviceCaps(limits)
+    caps = DeviceCaps({d: n * settings.bulk_runs_per_session for d, n in limits.items()})
     pacer = Pacer.per_minute(settings.bulk_rate, last_start(bulk.id))
     for sid in running:
         caps.take(_devices(targets, sid))

@@ -4,12 +4,14 @@ The rate (``FIBERFLOW_BULK_RATE`` per minute) is a pace, one start every 60/rate
 seconds, not bursts: :class:`Pacer` hands out start times spaced by that interval,
 counted from the last start (read back from the items after a restart).
 
-The caps keep a bulk run from having more services in flight on a device than the
-device's ``max_sessions``: each run of one service holds at most one session per device
-at a time (OLT, then BNG, never both at once), so in-flight runs per device bound the
-sessions. The hard limit across every run and process is the device's Prefect global
-concurrency limit (tasks/devices.py ``device_slot``); the cap keeps a big batch from
-queueing its runs on those slots until they time out.
+The caps keep a bulk run from having more services in flight on a device than
+``FIBERFLOW_BULK_RUNS_PER_SESSION`` (default 4) times the device's ``max_sessions``. The
+hard limit on sessions, across every run and process, is the device's Prefect global
+concurrency limit (tasks/devices.py ``device_slot``): a run holds a session for a part
+of its time only (a suspension: a few of its ~15 s at 200 ms a command), so capping
+runs at the session count (4 on the lab's BNG) left the sessions idle most of the time
+and a batch at ~15 starts a minute whatever its rate. The cap keeps a batch on a slow
+device from queueing its runs on those slots until they time out.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class Pacer:
 
 @dataclass
 class DeviceCaps:
-    """In-flight services per device, each capped at its ``max_sessions``."""
+    """In-flight services per device, each capped at its limit."""
 
     limits: Mapping[str, int]
     in_flight: Counter[str] = field(default_factory=Counter)

@@ -28,6 +28,26 @@ class Verdict:
     bad_start: bool = False
 
 
+def operation_keys(events: list[dict[str, Any]]) -> dict[int, str | None]:
+    """Each event's operation, by id: its ``flow_run_id``; the API's ``queued`` step 1
+    (published before the run had an id, ``flow_run_id`` null) belongs to the run whose
+    events follow it."""
+    keys: dict[int, str | None] = {}
+    waiting: list[int] = []
+    for e in sorted(events, key=lambda e: e["id"]):
+        run = e["data"].get("flow_run_id")
+        if run is None and e["data"].get("status") == "queued":
+            waiting.append(e["id"])
+            continue
+        for queued in waiting:
+            keys[queued] = run
+        waiting.clear()
+        keys[e["id"]] = run
+    for queued in waiting:  # announced, its run not started yet
+        keys[queued] = f"queued-{queued}"
+    return keys
+
+
 def check_listener(lst: Listener, events: list[dict[str, Any]]) -> Verdict:
     """Every id from the listener's start point on, exactly once and in order.
 
@@ -44,10 +64,9 @@ def check_listener(lst: Listener, events: list[dict[str, Any]]) -> Verdict:
     required: set[int] = set()
     if lst.ids:
         start = lst.ids[0]
-        op = next((e["data"].get("flow_run_id") for e in events if e["id"] == start), None)
-        first_of_op = min(
-            (e["id"] for e in events if e["data"].get("flow_run_id") == op), default=start
-        )
+        ops = operation_keys(events)
+        op = ops.get(start)
+        first_of_op = min((i for i, key in ops.items() if key == op), default=start)
         v.bad_start = first_of_op != start
         required |= {e["id"] for e in events if e["id"] >= first_of_op}
     if ready is not None:

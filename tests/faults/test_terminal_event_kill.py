@@ -178,7 +178,11 @@ def test_run_killed_between_end_status_and_terminal_event(tmp_path: Path, kind: 
                 streamed.append({"id": int(sse.id), "event_type": sse.event, "data": sse.json()})
                 if sse.event == event_type:
                     break
-        assert streamed == run_events
+        # The API's announcement (step 1 ``queued``, published before the run had an id)
+        # opens the operation; then exactly the run's events.
+        queued = streamed[0]["data"]
+        assert (queued["step"], queued["status"], queued["flow_run_id"]) == (1, "queued", None)
+        assert streamed[1:] == run_events
 
         # Reconcilers again, two at once and with no grace at all: nothing more.
         sessions = sessionmaker(engine, expire_on_commit=False)

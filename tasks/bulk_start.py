@@ -175,6 +175,11 @@ def recover(bulk: Bulk, service_id: str) -> tuple[Change | None, str | None]:
             s.execute(sa_update(BulkItem)
                       .where(BulkItem.bulk_id == bulk.id, BulkItem.service_id == service_id)
                       .values(flow_run_id=found))  # fmt: skip
+            # On the service too, as start() records it: should the run never start (its
+            # worker died taking it, so it stays Pending), the crash reconciler finds it
+            # through the service and hands the service to the reconcile flow.
+            s.execute(sa_update(ServiceInstance).where(ServiceInstance.id == service_id)
+                      .values(flow_run_id=found))  # fmt: skip
         return None, found
     entry = catalogue.of(bulk.op)
     with runtime().sessions() as s:

@@ -49,6 +49,8 @@ from tests.fixtures.bulk import (
 pytestmark = pytest.mark.slow
 N = 10
 RATE = "600"  # one start every 0.1 s: the device caps, not the pace, hold the batch back
+# (one run in flight per device session: a kill then finds services done, running and
+# not started)
 TERMINAL = {"completed", "failed", "skipped"}
 
 
@@ -107,7 +109,7 @@ def _assert_settled(
 
 
 def test_worker_sigkilled_mid_batch(tmp_path: Path) -> None:
-    with running_stack(tmp_path, FIBERFLOW_BULK_RATE=RATE,
+    with running_stack(tmp_path, FIBERFLOW_BULK_RATE=RATE, FIBERFLOW_BULK_RUNS_PER_SESSION="1",
                        FIBERFLOW_RECONCILE_INTERVAL_SECONDS="2") as stack:  # fmt: skip
         wait_healthy(stack.api_url, stack.proc, timeout=300)
         ids = seed(stack, N)
@@ -149,7 +151,7 @@ def _api(stack: RunningStack, port: int) -> subprocess.Popen[bytes]:
 
 def test_api_restarted_mid_batch(tmp_path: Path) -> None:
     # up's own API runs no reconciler: the API killed and started again is the only one.
-    with running_stack(tmp_path, FIBERFLOW_BULK_RATE=RATE,
+    with running_stack(tmp_path, FIBERFLOW_BULK_RATE=RATE, FIBERFLOW_BULK_RUNS_PER_SESSION="1",
                        FIBERFLOW_RECONCILE_INTERVAL_SECONDS="0") as stack:  # fmt: skip
         wait_healthy(stack.api_url, stack.proc, timeout=300)
         port = free_port()
@@ -212,7 +214,7 @@ def test_parent_killed_between_claim_and_record(tmp_path: Path, moment: str) -> 
     """An item claimed (``running``) whose run id the dead parent never recorded: the
     new parent finds the run it started by its tags, or starts the one it never did;
     either way one run for the service."""
-    with running_stack(tmp_path, FIBERFLOW_BULK_RATE=RATE,
+    with running_stack(tmp_path, FIBERFLOW_BULK_RATE=RATE, FIBERFLOW_BULK_RUNS_PER_SESSION="1",
                        FIBERFLOW_RECONCILE_INTERVAL_SECONDS="2") as stack:  # fmt: skip
         wait_healthy(stack.api_url, stack.proc, timeout=300)
         ids = seed(stack, 3)

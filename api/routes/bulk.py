@@ -25,7 +25,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from fiberflow.api import bulk_dry_run
+from fiberflow.api import bulk_dry_run, notices
 from fiberflow.api.bulk_schemas import (
     BulkAccepted,
     BulkCreate,
@@ -39,7 +39,6 @@ from fiberflow.api.bulk_visibility import get_tenant_bulk
 from fiberflow.api.deps import OperatorDep, SessionDep, StateDep
 from fiberflow.api.dry_run import DryRun
 from fiberflow.api.inventory import InventoryDep
-from fiberflow.api.realtime import PUBLISHER
 from fiberflow.api.schemas import ErrorBody
 from fiberflow.api.state import AppState
 from fiberflow.core import bulk as core_bulk
@@ -50,7 +49,6 @@ from fiberflow.core.tokens import Principal
 from fiberflow.devices.inventory import Inventory
 from fiberflow.events.bulk import publish_bulk_event
 from fiberflow.events.bulk_schema import BULK_PROGRESS
-from fiberflow.events.publisher import EventPublisher
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/bulk", tags=["bulk"])
@@ -240,11 +238,6 @@ def list_items(
     )
 
 
-def _publisher(state: AppState) -> EventPublisher:
-    found = state.extras.get(PUBLISHER)
-    return found if isinstance(found, EventPublisher) else EventPublisher(state.sessions, None)
-
-
 def _progress(
     state: AppState, session: Session, row: BulkRun, changes: list[core_bulk.Change]
 ) -> None:
@@ -253,7 +246,7 @@ def _progress(
         c = core_bulk.counts(session, row.id)
         data = {"operation": row.operation, "status": row.status, "counts": c,
                 "total": sum(c.values()), "items": [ch.as_dict() for ch in changes]}  # fmt: skip
-        publish_bulk_event(_publisher(state), row.id, row.tenant_id, BULK_PROGRESS, data)
+        publish_bulk_event(notices.publisher(state), row.id, row.tenant_id, BULK_PROGRESS, data)
     except Exception:
         log.exception("could not publish a bulk event", extra={"bulk_id": row.id})
 

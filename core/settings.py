@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     # imported Prefect and the flows once (core/worker.py); "cold" is Prefect's stock
     # process worker (a fresh `python -m prefect.engine` per run).
     worker_mode: Literal["warm", "cold"] = "warm"
+    # CPU priority (nice) of the worker ``up`` starts and of its flow runs, which inherit
+    # it. The API, Redis and the databases stay at the user's own: on one machine a burst
+    # of flow runs then waits for the CPU before the relay, the first progress event of
+    # a new order and the events' own writes do (0: the same priority as the rest).
+    worker_nice: int = Field(default=10, ge=0, le=19)
     # Bulk runs: services started per minute, at a steady pace (60: one a second).
     bulk_rate: float = Field(default=60.0, gt=0)
     # A bulk run keeps at most this many of its services in flight per device for each of

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,17 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     die_with_parent(signal.SIGTERM)
+
+
+def _child_setup(nice: int) -> Callable[[], None]:
+    """What runs in the child between fork and exec: the death signal, then ``nice``."""
+
+    def setup() -> None:
+        _die_with_parent()
+        if nice:
+            os.nice(nice)
+
+    return setup
 
 
 def _primary_group(user: str | None) -> int | None:
@@ -63,6 +75,7 @@ class Child:
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] | None = None
     user: str | None = None
+    nice: int = 0
 
     @property
     def pid(self) -> int:
@@ -90,9 +103,11 @@ class Supervisor:
         env: dict[str, str] | None = None,
         *,
         user: str | None = None,
+        nice: int = 0,
     ) -> Child:
         """Start ``argv`` in a process group of its own, output to ``<log_dir>/<name>.log``;
-        ``user`` (as root only) runs it as that user."""
+        ``user`` (as root only) runs it as that user, ``nice`` lowers its CPU priority
+        (and that of everything it spawns)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         out = log_path.open("ab")
@@ -110,10 +125,10 @@ class Supervisor:
             user=user,
             group=_primary_group(user),
             extra_groups=[] if user else None,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_child_setup(nice),
         )
         out.close()
-        child = Child(name, proc, log_path, argv, env, user)
+        child = Child(name, proc, log_path, argv, env, user, nice)
         self.children.append(child)
         log.info("started %s (pid %d)", name, proc.pid, extra={"child": name})
         return child
@@ -133,7 +148,7 @@ class Supervisor:
         """Start a child that exited again (what is left of its group is killed first)."""
         _signal_group(child.pid, signal.SIGKILL)
         self.children.remove(child)
-        return self.start(child.name, child.argv, env=child.env, user=child.user)
+        return self.start(child.name, child.argv, env=child.env, user=child.user, nice=child.nice)
 
     def dead(self) -> Child | None:
         return next((c for c in self.children if not c.alive()), None)

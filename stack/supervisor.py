@@ -255,7 +255,7 @@ class Stack:
     def start_worker(self) -> None:
         env = self._child_env(**WORKER_ENV)
         argv = worker_argv(f"up-worker-{os.getpid()}", self.settings.worker_mode)
-        self.sup.start("worker", argv, env=env)
+        self.sup.start("worker", argv, env=env, nice=self.settings.worker_nice)
         api = self.info["prefect_api_url"]
 
         def polling() -> bool:

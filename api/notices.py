@@ -79,13 +79,19 @@ def adopt(session: Session, queued: Queued | None, flow_run_id: str) -> None:
 
 
 def not_started(
-    state: AppState, row: ServiceInstance, operation: Operation, queued: Queued | None, why: str
+    state: AppState,
+    service_id: str,
+    tenant_id: str,
+    operation: Operation,
+    queued: Queued | None,
+    why: str,
 ) -> None:
     """The run could not be created: end the announced operation with its failed event
-    (after the caller committed the service's give-back)."""
+    (after the caller committed the service's give-back). Ids, not the row: reading the
+    row again would open a transaction that the publisher's own write then waits for."""
     if queued is None:
         return
-    event = failed(operation, service_id=row.id, tenant_id=row.tenant_id,
+    event = failed(operation, service_id=service_id, tenant_id=tenant_id,
                    operation_id=queued.operation_id, step=1, error=why,
                    flow_run_id=None)  # fmt: skip
     publish(state, [event])

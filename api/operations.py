@@ -3,16 +3,27 @@
 The API never runs a flow itself: ``run_deployment(..., timeout=0)`` asks the Prefect
 server for a run of the operation's deployment (named by the catalogue) and returns at
 once; a worker picks it up.
+
+The thread model: a request holds a thread of the pool only for its database work. The
+routes that start runs are ``async def``; their checks and the status transition and
+step-1 announcement (:func:`prepare`) run in one hop to the thread pool (the database
+calls block and must not stall the event loop that serves the SSE streams); the Prefect
+call (:func:`finish`) is awaited on the event loop, holding no thread; recording the
+run's id (or giving the service back) is another short hop. Under a burst the Prefect
+call takes seconds: were it made from a pool thread (40 of them), the requests behind
+the first 40 would wait that long for a thread before even their status commit and
+their ``queued`` event.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from anyio import from_thread
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Response, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -32,6 +43,20 @@ UNREACHABLE = "the orchestrator is not reachable"
 GiveBack = Callable[[Session, str, str], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An operation begun and announced whose run is not created yet: what
+    :func:`finish` needs, so that it reads no ORM row on the event loop."""
+
+    service_id: str
+    tenant_id: str
+    status: str  # the running status the transition committed (the 202's)
+    operation: Operation
+    params: Mapping[str, Any]
+    queued: notices.Queued | None
+    give_back: GiveBack
+
+
 def transition(session: Session, change: Callable[[], None]) -> None:
     """Apply ``change`` to a service row and commit, or 409 (an invalid transition, or a
     row another request changed meanwhile). The same path a bulk run takes
@@ -47,7 +72,55 @@ def begin(session: Session, service: ServiceInstance, operation: Operation) -> N
     transition(session, lambda: service.begin(operation))
 
 
-def start(
+def prepare(
+    session: Session,
+    row: ServiceInstance,
+    operation: Operation,
+    params: Mapping[str, Any],
+    *,
+    state: AppState,
+    give_back: GiveBack,
+) -> Pending:
+    """Begin the operation (409 as :func:`begin`) and announce its step 1. Blocking: call
+    it in the thread pool, with the route's own checks in the same hop.
+
+    Step 1 is announced (a ``queued`` progress event) as soon as the status is
+    committed, before the Prefect call: under a burst, creating the run and a worker
+    picking it up take seconds to minutes, and the customer should see their request
+    taken at once. The announcement joins the run's operation when the run exists."""
+    begin(session, row, operation)
+    queued = notices.announce(state, row, operation)
+    return Pending(
+        service_id=row.id,
+        tenant_id=row.tenant_id,
+        status=row.status,
+        operation=operation,
+        params=dict(params),
+        queued=queued,
+        give_back=give_back,
+    )
+
+
+async def finish(state: AppState, pending: Pending, session: Session) -> Accepted:
+    """Create the run on the event loop (no thread held while Prefect answers), then
+    record its id in a thread hop. A run that cannot be started is 503, after the
+    pending's ``give_back`` has dealt with the service and its announcement has ended
+    failed. ``session`` is the one :func:`prepare` used: one thread at a time uses it."""
+    try:
+        flow_run_id = await launch(pending.service_id, pending.operation, dict(pending.params))
+    except Exception as exc:
+        log.exception(
+            "could not start %s", pending.operation.value, extra={"service_id": pending.service_id}
+        )
+        await run_in_threadpool(_not_started, state, pending, session, type(exc).__name__)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"{UNREACHABLE}; try again"
+        ) from None
+    await run_in_threadpool(record_launch, session, pending.service_id, flow_run_id, pending.queued)
+    return Accepted(id=pending.service_id, status=pending.status, flow_run_id=flow_run_id)
+
+
+async def start(
     session: Session,
     row: ServiceInstance,
     operation: Operation,
@@ -58,28 +131,31 @@ def start(
 ) -> Accepted:
     """Begin the operation (409 as :func:`begin`), start its run and record the run's id.
 
-    Runs in the threadpool (the routes are sync): database calls block, and must not
-    stall the event loop that serves the SSE streams; the Prefect call goes back to it.
-    A run that cannot be started is 503, after ``give_back`` has dealt with the service.
+    :func:`prepare` in the thread pool (the database work blocks), then :func:`finish`:
+    a request holds a thread only for its database work, never while the Prefect server
+    creates the run (seconds under a burst). A route with checks of its own runs them
+    and :func:`prepare` in one hop instead, and awaits :func:`finish` itself."""
+    pending = await run_in_threadpool(
+        prepare, session, row, operation, params, state=state, give_back=give_back
+    )
+    return await finish(state, pending, session)
 
-    Step 1 is announced (a ``queued`` progress event) as soon as the status is
-    committed, before the Prefect call: under a burst, creating the run and a worker
-    picking it up take seconds to minutes, and the customer should see their request
-    taken at once. The announcement joins the run's operation when the run exists.
-    """
-    begin(session, row, operation)
-    queued = notices.announce(state, row, operation)
-    try:
-        flow_run_id = from_thread.run(launch, row.id, operation, params)
-    except Exception as exc:
-        log.exception("could not start %s", operation.value, extra={"service_id": row.id})
-        give_back(session, row.id, type(exc).__name__)
-        notices.not_started(state, row, operation, queued, UNREACHABLE)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"{UNREACHABLE}; try again"
-        ) from None
-    record_launch(session, row.id, flow_run_id, queued)
-    return Accepted(id=row.id, status=row.status, flow_run_id=flow_run_id)
+
+async def answer(
+    state: AppState, session: Session, ready: Accepted | Response | Pending
+) -> Accepted | Response:
+    """A route's answer from what its thread hop returned: a :class:`Pending` is finished
+    (its run started); anything else (a dry run's plan, a replayed create, a waiting
+    order) is the answer already."""
+    if isinstance(ready, Pending):
+        return await finish(state, ready, session)
+    return ready
+
+
+def _not_started(state: AppState, pending: Pending, session: Session, error: str) -> None:
+    pending.give_back(session, pending.service_id, error)
+    notices.not_started(state, pending.service_id, pending.tenant_id, pending.operation,
+                        pending.queued, UNREACHABLE)  # fmt: skip
 
 
 async def launch(service_id: str, operation: Operation, parameters: dict[str, Any]) -> str:

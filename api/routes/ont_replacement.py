@@ -13,15 +13,19 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Response, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fiberflow.api import dry_run as dry
 from fiberflow.api import operations
 from fiberflow.api.access import get_visible_service
 from fiberflow.api.deps import OperatorDep, SessionDep, StateDep
 from fiberflow.api.schemas import Accepted, ErrorBody, ReplaceOntBody
+from fiberflow.api.state import AppState
 from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation, ServiceInstance, ServiceStatus
+from fiberflow.core.tokens import Principal
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/services", tags=["services"])
@@ -69,7 +73,7 @@ def _give_back(session: SessionDep, service_id: str, error: str) -> None:
     responses={**ERRORS, **dry.RESPONSES},
     summary="Replace the ONT: same PON port, VLAN, IP and RADIUS user; status unchanged",
 )
-def replace_ont(
+async def replace_ont(
     service_id: str,
     principal: OperatorDep,
     session: SessionDep,
@@ -77,6 +81,25 @@ def replace_ont(
     body: Annotated[ReplaceOntBody | None, Body()] = None,
     dry_run: dry.DryRun = False,
 ) -> Accepted | Response:
+    # The checks, the transition and the announcement in one hop to the thread pool;
+    # the Prefect call on the event loop (api/operations.py).
+    ready = await run_in_threadpool(_prepare, service_id, principal, session, state, body, dry_run)
+    if not isinstance(ready, operations.Pending):
+        return ready
+    accepted = await operations.finish(state, ready, session)
+    log.info("ont replacement started", extra={"service_id": accepted.id,
+             "flow_run_id": accepted.flow_run_id, "operation": OPERATION.value})  # fmt: skip
+    return accepted
+
+
+def _prepare(
+    service_id: str,
+    principal: Principal,
+    session: Session,
+    state: AppState,
+    body: ReplaceOntBody | None,
+    dry_run: bool,
+) -> Response | operations.Pending:
     # The body is optional to FastAPI so that a service the caller may not see is 404
     # without one too (never a 422 that tells an id apart from a missing body).
     row = get_visible_service(session, principal, service_id)
@@ -92,7 +115,4 @@ def replace_ont(
         dry.check_begin(session, row, OPERATION)
         return dry.respond(dry.answer(state, session, OPERATION, row.id, params))
     # begin: 409 if a concurrent request moved it
-    accepted = operations.start(session, row, OPERATION, params, state=state, give_back=_give_back)
-    log.info("ont replacement started", extra={"service_id": row.id,
-             "flow_run_id": accepted.flow_run_id, "operation": OPERATION.value})  # fmt: skip
-    return accepted
+    return operations.prepare(session, row, OPERATION, params, state=state, give_back=_give_back)

@@ -15,6 +15,8 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Response, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from fiberflow.api import dry_run as dry
 from fiberflow.api import operations
@@ -22,8 +24,11 @@ from fiberflow.api.access import get_visible_service
 from fiberflow.api.deps import OperatorDep, SessionDep, StateDep
 from fiberflow.api.inventory import InventoryDep
 from fiberflow.api.schemas import Accepted, ChangePlanBody, ErrorBody
+from fiberflow.api.state import AppState
 from fiberflow.core import catalogue
 from fiberflow.core.db.models import Operation, ServiceStatus
+from fiberflow.core.tokens import Principal
+from fiberflow.devices.inventory import Inventory
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/services", tags=["services"])
@@ -45,7 +50,7 @@ _give_back = operations.back_to_start(ENTRY, "the plan change")
     responses={**ERRORS, **dry.RESPONSES},
     summary="Change the plan: RADIUS, BNG policy, then CoA (or Disconnect) to the session",
 )
-def change_plan(
+async def change_plan(
     service_id: str,
     principal: OperatorDep,
     session: SessionDep,
@@ -54,6 +59,33 @@ def change_plan(
     body: Annotated[ChangePlanBody | None, Body()] = None,
     dry_run: dry.DryRun = False,
 ) -> Accepted | Response:
+    # The checks, the transition and the announcement in one hop to the thread pool;
+    # the Prefect call on the event loop (api/operations.py).
+    ready = await run_in_threadpool(
+        _prepare, service_id, principal, session, inventory, state, body, dry_run
+    )
+    if not isinstance(ready, operations.Pending):
+        return ready
+    accepted = await operations.finish(state, ready, session)
+    extra = {
+        "service_id": accepted.id,
+        "flow_run_id": accepted.flow_run_id,
+        "operation": OPERATION.value,
+        "plan": ready.params["plan"],
+    }
+    log.info("plan change started", extra=extra)
+    return accepted
+
+
+def _prepare(
+    service_id: str,
+    principal: Principal,
+    session: Session,
+    inventory: Inventory,
+    state: AppState,
+    body: ChangePlanBody | None,
+    dry_run: bool,
+) -> Response | operations.Pending:
     # The body is optional to FastAPI so that a service the caller may not see is 404
     # without one too (never a 422 that tells an id apart from a missing body).
     row = get_visible_service(session, principal, service_id)
@@ -91,12 +123,4 @@ def change_plan(
         dry.check_begin(session, row, OPERATION)
         return dry.respond(dry.answer(state, session, OPERATION, row.id, params))
     # begin: 409 if a concurrent request moved it
-    accepted = operations.start(session, row, OPERATION, params, state=state, give_back=_give_back)
-    extra = {
-        "service_id": row.id,
-        "flow_run_id": accepted.flow_run_id,
-        "operation": OPERATION.value,
-        "plan": body.plan,
-    }
-    log.info("plan change started", extra=extra)
-    return accepted
+    return operations.prepare(session, row, OPERATION, params, state=state, give_back=_give_back)

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
 
 from fiberflow.api import dry_run as dry
 from fiberflow.api import operations
@@ -35,19 +36,25 @@ _give_back = operations.back_to_start(ENTRY, "the reprovisioning")
 @router.post("/{service_id}/reprovision", status_code=202, response_model=Accepted,
              responses={**ERRORS, **dry.RESPONSES},
              summary="Repair drift: read OLT, BNG and RADIUS, re-apply what differs")  # fmt: skip
-def reprovision_service(
+async def reprovision_service(
     service_id: str,
     principal: OperatorDep,
     session: SessionDep,
     state: StateDep,
     dry_run: dry.DryRun = False,
 ) -> Accepted | Response:
-    row = get_visible_service(session, principal, service_id)
-    if dry_run:  # the drift check's reads, and what the repair would send
-        dry.check_begin(session, row, OPERATION)
-        return dry.respond(dry.answer(state, session, OPERATION, row.id, {}))
-    # begin: 409 unless active
-    accepted = operations.start(session, row, OPERATION, {}, state=state, give_back=_give_back)
+    def ready() -> Response | operations.Pending:  # in the thread pool: database work
+        row = get_visible_service(session, principal, service_id)
+        if dry_run:  # the drift check's reads, and what the repair would send
+            dry.check_begin(session, row, OPERATION)
+            return dry.respond(dry.answer(state, session, OPERATION, row.id, {}))
+        # begin: 409 unless active
+        return operations.prepare(session, row, OPERATION, {}, state=state, give_back=_give_back)
+
+    pending = await run_in_threadpool(ready)
+    if not isinstance(pending, operations.Pending):
+        return pending
+    accepted = await operations.finish(state, pending, session)  # the Prefect call: on the loop
     log.info("reprovisioning started",
-             extra={"service_id": row.id, "flow_run_id": accepted.flow_run_id})  # fmt: skip
+             extra={"service_id": accepted.id, "flow_run_id": accepted.flow_run_id})  # fmt: skip
     return accepted

@@ -1,4 +1,9 @@
-"""``/api/v1/services``: create, read, list, and the lifecycle operations."""
+"""``/api/v1/services``: create, read, list, and the lifecycle operations.
+
+The routes that start a run are ``async def``: their database work (checks, the insert,
+the status transition, the step-1 announcement, a dry run's plan) runs in one hop to
+the thread pool, and the Prefect call on the event loop (api/operations.py).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -97,24 +103,25 @@ def _request_hash(body: ServiceCreate) -> str:
     return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
 
-def _launch(
+def _prepare(
     session: SessionDep,
     state: StateDep,
     row: ServiceInstance,
     operation: Operation,
     params: dict[str, Any],
-) -> Accepted:
-    """A run that cannot be started fails the service."""
+) -> operations.Pending:
+    """Begin and announce the operation (in the thread pool); a run that cannot be
+    started then fails the service."""
     # A create that never started frees its Idempotency-Key: "try again" must work.
     creating = operation is Operation.PROVISIONING
     give_back = partial(operations.record_launch_failure, release_idempotency_key=creating)
-    return operations.start(session, row, operation, params, state=state, give_back=give_back)
+    return operations.prepare(session, row, operation, params, state=state, give_back=give_back)
 
 
 @router.post("", status_code=202, response_model=Accepted,
              responses={**ERRORS, **dry.RESPONSES, 429: {"model": ErrorBody}},
              summary="Order a new fibre service (starts provisioning)")  # fmt: skip
-def create_service(
+async def create_service(
     principal: OperatorDep,
     _rate: Annotated[Principal, Depends(_limit_unless_dry_run)],
     session: SessionDep,
@@ -124,6 +131,23 @@ def create_service(
     idempotency_key: IdempotencyKey = None,
     dry_run: dry.DryRun = False,
 ) -> Accepted | Response:
+    ready = await run_in_threadpool(
+        _create, principal, session, inventory, body, state, idempotency_key, dry_run
+    )
+    return await operations.answer(state, session, ready)
+
+
+def _create(
+    principal: Principal,
+    session: SessionDep,
+    inventory: Inventory,
+    body: ServiceCreate,
+    state: StateDep,
+    idempotency_key: str | None,
+    dry_run: bool,
+) -> Accepted | Response | operations.Pending:
+    """The create's database work, in the thread pool: checks, the insert, and (unless
+    the order waits for its ONT) the provisioning begun and announced."""
     _check_against_inventory(body, inventory)
     waits = body.activation == "on_discovery"
     if body.ont_serial is None and not waits:
@@ -156,7 +180,7 @@ def create_service(
         raise HTTPException(status.HTTP_409_CONFLICT, _serial_conflict(body.ont_serial)) from None
     if waits:
         return zero_touch.accept_waiting(state, row)
-    return _launch(session, state, row, Operation.PROVISIONING, {})
+    return _prepare(session, state, row, Operation.PROVISIONING, {})
 
 
 def _replay(session: SessionDep, principal: Principal, key: str, digest: str) -> Accepted | None:
@@ -228,16 +252,16 @@ def get_service(service_id: str, principal: PrincipalDep, session: SessionDep) -
     return ServiceOut.of(get_visible_service(session, principal, service_id))
 
 
-def _dry_or_launch(
+def _dry_or_prepare(
     session: SessionDep,
     state: StateDep,
     row: ServiceInstance,
     operation: Operation,
     params: dict[str, Any],
     dry_run: bool,
-) -> Accepted | Response:
+) -> Response | operations.Pending:
     if not dry_run:
-        return _launch(session, state, row, operation, params)
+        return _prepare(session, state, row, operation, params)
     dry.check_begin(session, row, operation)
     return dry.respond(dry.answer(state, session, operation, row.id, params))
 
@@ -249,7 +273,7 @@ def _dry_or_launch(
     responses={**ERRORS, **dry.RESPONSES},
     summary="Suspend: walled garden (RADIUS group + CoA); hard also stops the ONT",
 )
-def suspend_service(
+async def suspend_service(
     service_id: str,
     principal: OperatorDep,
     session: SessionDep,
@@ -257,36 +281,45 @@ def suspend_service(
     body: Annotated[SuspendBody | None, Body()] = None,
     dry_run: dry.DryRun = False,
 ) -> Accepted | Response:
-    row = get_visible_service(session, principal, service_id)
-    hard = body.hard if body else False
-    return _dry_or_launch(session, state, row, Operation.SUSPENSION, {"hard": hard}, dry_run)
+    def ready() -> Response | operations.Pending:
+        row = get_visible_service(session, principal, service_id)
+        hard = body.hard if body else False
+        return _dry_or_prepare(session, state, row, Operation.SUSPENSION, {"hard": hard}, dry_run)
+
+    return await operations.answer(state, session, await run_in_threadpool(ready))
 
 
 @router.post("/{service_id}/resume", status_code=202, response_model=Accepted,
              responses={**ERRORS, **dry.RESPONSES})  # fmt: skip
-def resume_service(
+async def resume_service(
     service_id: str,
     principal: OperatorDep,
     session: SessionDep,
     state: StateDep,
     dry_run: dry.DryRun = False,
 ) -> Accepted | Response:
-    row = get_visible_service(session, principal, service_id)
-    return _dry_or_launch(session, state, row, Operation.RESUMPTION, {}, dry_run)
+    def ready() -> Response | operations.Pending:
+        row = get_visible_service(session, principal, service_id)
+        return _dry_or_prepare(session, state, row, Operation.RESUMPTION, {}, dry_run)
+
+    return await operations.answer(state, session, await run_in_threadpool(ready))
 
 
 @router.post("/{service_id}/terminate", status_code=202, response_model=Accepted,
              responses={**ERRORS, **dry.RESPONSES})  # fmt: skip
-def terminate_service(
+async def terminate_service(
     service_id: str,
     principal: OperatorDep,
     session: SessionDep,
     state: StateDep,
     dry_run: dry.DryRun = False,
 ) -> Accepted | Response:
-    row = get_visible_service(session, principal, service_id)
-    if row.status in TERMINATES_WITHOUT_DEVICES:
-        if dry_run:  # a withdrawal: the row only, nothing on any device or in IPAM
-            return dry.respond(dry.nothing(Operation.TERMINATION))
-        return zero_touch.withdraw(session, state, row)  # nothing on any device: no run
-    return _dry_or_launch(session, state, row, Operation.TERMINATION, {}, dry_run)
+    def ready() -> Accepted | Response | operations.Pending:
+        row = get_visible_service(session, principal, service_id)
+        if row.status in TERMINATES_WITHOUT_DEVICES:
+            if dry_run:  # a withdrawal: the row only, nothing on any device or in IPAM
+                return dry.respond(dry.nothing(Operation.TERMINATION))
+            return zero_touch.withdraw(session, state, row)  # nothing on any device: no run
+        return _dry_or_prepare(session, state, row, Operation.TERMINATION, {}, dry_run)
+
+    return await operations.answer(state, session, await run_in_threadpool(ready))

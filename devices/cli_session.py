@@ -1,7 +1,13 @@
-"""One netmiko SSH session per driver operation: opened, audited, always closed.
+"""netmiko SSH sessions: opened, audited, always closed.
+
+By default each driver operation opens its own session. A driver may also hold one
+session across consecutive operations (``SessionHolder``: the driver's ``held()``
+scope), so a provisioning logs in once per device instead of once per call.
 
 Maps netmiko/paramiko failures onto devices.base errors: refused credentials ->
 DeviceAuthError; timeouts, refused or dropped connections -> TransientDeviceError.
+A session that saw a transport error is dead (``CliSession.alive`` False): a held one
+is never used again.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
 
 import paramiko
@@ -83,6 +89,8 @@ class CliSession:
         self.device = device
         self.audit = audit
         self.failure_of = failure_of
+        #: False once a transport error was seen: the channel cannot be trusted again.
+        self.alive = True
         # Any prompt of this device: "olt-1>", "olt-1#", "olt-1(config-if-gpon-0/1)#".
         self.prompt_re = re.escape(conn.base_prompt) + r"[^\r\n#>]*[#>]"
 
@@ -99,6 +107,7 @@ class CliSession:
                 strip_command=True,
             )
         except TRANSPORT_ERRORS as exc:
+            self.alive = False
             self._record(command, f"<{type(exc).__name__}: {exc}>", False, start, config)
             raise TransientDeviceError(self.device.name, f"{command!r}: {exc}") from exc
         assert isinstance(output, str)
@@ -120,6 +129,7 @@ class CliSession:
             self._record(command, str(exc), False, start, True)
             raise PermanentDeviceError(self.device.name, f"{command!r} rejected: {exc}") from exc
         except TRANSPORT_ERRORS as exc:
+            self.alive = False
             self._record(command, f"<{type(exc).__name__}: {exc}>", False, start, True)
             raise TransientDeviceError(self.device.name, f"{command!r}: {exc}") from exc
         self._record(command, output, self.failure_of(output) is None, start, True)
@@ -131,6 +141,7 @@ class CliSession:
         try:
             result = fn()
         except TRANSPORT_ERRORS + (ValueError,) as exc:
+            self.alive = False
             self._record(what, f"<{type(exc).__name__}: {exc}>", False, start)
             raise TransientDeviceError(self.device.name, f"{what}: {exc}") from exc
         self._record(what, "", True, start)
@@ -163,6 +174,95 @@ def open_session(
             yield CliSession(conn, device, audit, failure_of)
     finally:
         slots.release()
+
+
+class SessionHolder:
+    """One CLI session a driver keeps across consecutive operations.
+
+    ``held()`` opens a scope; the first operation in it logs in (taking the device's
+    per-process slot once) and every later one reuses that session; the scope's end
+    logs out. Outside a scope ``session()`` opens a session per operation, as before.
+
+    Health: a session that saw a transport error (``CliSession.alive`` False) is never
+    reused: the next operation in the scope raises TransientDeviceError without
+    touching the device (the task's retry opens a new session). A nested ``held()``
+    reuses the enclosing session while it is alive and otherwise replaces it with a
+    fresh one (logs out the dead one first, so its slot is free): what a compensation
+    uses to clean up after the transport failed. After an operation that failed for
+    another reason, ``reset`` takes the live session back to the privileged prompt (it
+    may have stopped in a configuration mode), so the next operation starts where a
+    new session would.
+
+    A holder belongs to one thread: another thread's operations open their own
+    sessions, and ``held()`` from another thread while one is held is an error.
+    """
+
+    def __init__(
+        self,
+        device: Device,
+        opener: Callable[[], AbstractContextManager[CliSession]],
+        reset: Callable[[CliSession], object],
+    ) -> None:
+        self.device = device
+        self._open = opener
+        self._reset = reset
+        self._depth = 0
+        self._owner: int | None = None
+        self._current: CliSession | None = None
+        self._stack: ExitStack | None = None
+
+    @property
+    def holding(self) -> bool:
+        """True inside a ``held()`` scope of the calling thread."""
+        return self._depth > 0 and self._owner == threading.get_ident()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._depth and self._owner != me:
+            raise RuntimeError(f"{self.device.name}: session held by another thread")
+        self._owner = me
+        self._depth += 1
+        try:
+            if self._current is not None and not self._current.alive:
+                self._close()  # a nested scope after a transport error: a fresh session
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._close()
+
+    @contextmanager
+    def session(self) -> Iterator[CliSession]:
+        """The held session (opened on first use), else a session for this call."""
+        if not self.holding:
+            with self._open() as fresh:
+                yield fresh
+            return
+        if self._current is None:
+            stack = ExitStack()
+            self._current = stack.enter_context(self._open())
+            self._stack = stack
+        s = self._current
+        if not s.alive:
+            raise TransientDeviceError(self.device.name, "held session lost earlier in this scope")
+        try:
+            yield s
+        except BaseException:
+            if s.alive:
+                try:
+                    self._reset(s)
+                except Exception as exc:  # the operation's own error is the one to report
+                    s.alive = False
+                    log.debug("held session reset failed: %s", exc,
+                              extra={"device": self.device.name})  # fmt: skip
+            raise
+
+    def _close(self) -> None:
+        stack, self._stack, self._current = self._stack, None, None
+        if stack is not None:
+            stack.close()
 
 
 @contextmanager

@@ -4,7 +4,9 @@ A subscriber is sub-interface ``<uplink>.<vlan>`` with ``encapsulation dot1Q <vl
 (``second-dot1q <inner>`` for QinQ), a description, ``ip address`` and the plan's input
 and output service policies. Suspension swaps both policies for the walled-garden
 policy; resumption puts the plan's back. Every operation validates its input first,
-opens ONE session, reads the current config, and changes only what differs.
+opens ONE session (or, inside ``held()``, shares one with the operations around it:
+devices/cli_session.py ``SessionHolder``), reads the current config, and changes only
+what differs.
 
 A change is rendered first (``interface <name>`` and the lines that turn what the BNG
 holds into what is wanted), then exactly those lines are sent in config mode
@@ -15,14 +17,15 @@ same reads and returns the lines unsent (``Result.lines``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 
 from fiberflow.devices import validation as v
 from fiberflow.devices.base import AuditSink, InvalidInput, PermanentDeviceError, Result, no_audit
 from fiberflow.devices.bng.fleet import BngFleet, parse_subinterfaces
 from fiberflow.devices.bng.models import SubInterface
 from fiberflow.devices.bng.parsing import INVALID, parse_running_interfaces
-from fiberflow.devices.cli_session import CliSession, open_session
+from fiberflow.devices.cli_session import CliSession, SessionHolder, open_session
 from fiberflow.devices.inventory import Bng
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,13 @@ def _failure(output: str) -> str | None:
     return None
 
 
+def _back_to_privileged(s: CliSession) -> None:
+    """After a failed operation in a held session (a rejected line leaves IOS in
+    ``config-subif``): ``end`` goes from any configuration depth to the exec prompt."""
+    if s.conn.check_config_mode():
+        s.call("end", s.conn.exit_config_mode)
+
+
 class CiscoBng:
     def __init__(
         self, bng: Bng, walled_garden_policy: str = "WALLED-GARDEN", audit: AuditSink = no_audit
@@ -55,6 +65,21 @@ class CiscoBng:
         self.bng = bng
         self.walled_garden_policy = v.policy(walled_garden_policy)
         self.audit = audit
+        self._holder = SessionHolder(bng, self._fresh_session, _back_to_privileged)
+
+    def held(self) -> AbstractContextManager[None]:
+        """One session for every operation in this scope (one login, one slot)."""
+        return self._holder.held()
+
+    def _session(self) -> AbstractContextManager[CliSession]:
+        """The held session inside ``held()``, else a new one for this operation."""
+        return self._holder.session()
+
+    @contextmanager
+    def _fresh_session(self) -> Iterator[CliSession]:
+        with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
+            s.call("enable", s.conn.enable)
+            yield s
 
     def _name(self, vlan: int) -> str:
         return v.interface(f"{self.bng.uplink}.{v.vlan(vlan)}")
@@ -63,14 +88,12 @@ class CiscoBng:
 
     def get_subscriber(self, vlan: int) -> SubInterface | None:
         name = self._name(vlan)
-        with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
-            s.call("enable", s.conn.enable)
+        with self._session() as s:
             return self._read(s, name)
 
     def read_fleet(self) -> BngFleet:
         """Every subscriber sub-interface, from one ``show running-config``."""
-        with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
-            s.call("enable", s.conn.enable)
+        with self._session() as s:
             out = s.send("show running-config")
         if INVALID.search(out):
             raise PermanentDeviceError(self.bng.name, "show running-config refused")
@@ -83,8 +106,7 @@ class CiscoBng:
         checked = v.interface(name)
         if not checked.startswith(f"{self.bng.uplink}."):
             raise InvalidInput("interface", name, f"not a sub-interface of {self.bng.uplink}")
-        with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
-            s.call("enable", s.conn.enable)
+        with self._session() as s:
             if self._read(s, checked) is None:
                 return Result(changed=False)
             lines = (f"no interface {checked}",)
@@ -140,8 +162,7 @@ class CiscoBng:
 
     def remove_subscriber(self, vlan: int, *, dry_run: bool = False) -> Result:
         name = self._name(vlan)
-        with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
-            s.call("enable", s.conn.enable)
+        with self._session() as s:
             if self._read(s, name) is None:
                 return Result(changed=False)
             lines = (f"no interface {name}",)
@@ -154,8 +175,7 @@ class CiscoBng:
     def _converge(
         self, name: str, want: SubInterface | tuple[str, str], create: bool, dry_run: bool
     ) -> Result:
-        with open_session(self.bng, "cisco_ios", self.audit, _failure) as s:
-            s.call("enable", s.conn.enable)
+        with self._session() as s:
             have = self._read(s, name)
             if have is None and not create:
                 raise SubscriberNotFound(self.bng.name, f"no sub-interface {name}")

@@ -1,10 +1,16 @@
 """What the flows need from a BNG, whatever the vendor.
 
 Every write takes ``dry_run=True``: the same reads, the lines it would send in
-``Result.lines``, nothing sent."""
+``Result.lines``, nothing sent.
+
+``held()``: the operations called inside it share one CLI session (one login) instead
+of opening one each; a session that dies in the scope is not reused (the next
+operation raises TransientDeviceError), and a nested ``held()`` opens a fresh one
+then."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from fiberflow.devices.base import Result
@@ -13,6 +19,8 @@ from fiberflow.devices.bng.models import SubInterface
 
 
 class BngDriver(Protocol):
+    def held(self) -> AbstractContextManager[None]: ...
+
     def add_subscriber(
         self,
         vlan: int,

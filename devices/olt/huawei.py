@@ -1,9 +1,11 @@
 """Huawei SmartAX (MA5600T/MA5800) GPON OLT driver over netmiko ``huawei_olt``.
 
 Every operation validates all of its input first (InvalidInput, no connection opened),
-then opens ONE SSH session, and always closes it. Success is judged by parsing what the
-OLT printed; failure lines become typed errors (devices.olt.errors). Writes are
-idempotent: repeating a completed call returns ``Result(changed=False)``.
+then opens ONE SSH session, and always closes it; inside ``held()`` consecutive
+operations share one session instead (devices/cli_session.py ``SessionHolder``).
+Success is judged by parsing what the OLT printed; failure lines become typed errors
+(devices.olt.errors). Writes are idempotent: repeating a completed call returns
+``Result(changed=False)``.
 
 ONT ids: ``add_ont(..., ont_id=None)`` lets the driver pick the lowest free id on the
 port (in the same session); ``find_free_ont_id`` exposes the same choice.
@@ -18,11 +20,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from fiberflow.devices import validation as v
 from fiberflow.devices.base import AuditSink, InvalidInput, Result, no_audit
-from fiberflow.devices.cli_session import CliSession, open_session
+from fiberflow.devices.cli_session import CliSession, SessionHolder, open_session
 from fiberflow.devices.inventory import Olt
 from fiberflow.devices.olt import parsing
 from fiberflow.devices.olt.autofind import NO_AUTOFIND, AutofindOnt, parse_autofind
@@ -56,10 +58,24 @@ SERVICE_PORT_MISSING = "The service virtual port does not exist"
 OPTICAL_NO_READING = ("The ONT does not exist", "The ONT is not online")
 
 
+def _back_to_privileged(s: CliSession) -> None:
+    """After a failed operation in a held session: leave whatever configuration mode it
+    stopped in. ``return`` goes from any depth (config, ``interface gpon F/S``) straight
+    to the privileged prompt, where ``quit`` would climb one level at a time and, at
+    the privileged prompt, ask to log out."""
+    if s.conn.check_config_mode():
+        s.call("return", s.conn.exit_config_mode)
+
+
 class HuaweiOlt:
     def __init__(self, olt: Olt, audit: AuditSink = no_audit) -> None:
         self.olt = olt
         self.audit = audit
+        self._holder = SessionHolder(olt, self._fresh_session, _back_to_privileged)
+
+    def held(self) -> AbstractContextManager[None]:
+        """One session for every operation in this scope (one login, one slot)."""
+        return self._holder.held()
 
     # --- validation ---------------------------------------------------------------------
 
@@ -69,8 +85,12 @@ class HuaweiOlt:
             raise InvalidInput("pon_port", fsp, f"not a GPON port of {self.olt.name}")
         return f, s, p
 
+    def _session(self) -> AbstractContextManager[CliSession]:
+        """The held session inside ``held()``, else a new one for this operation."""
+        return self._holder.session()
+
     @contextmanager
-    def _session(self) -> Iterator[CliSession]:
+    def _fresh_session(self) -> Iterator[CliSession]:
         with open_session(self.olt, "huawei_olt", self.audit, failure_line) as s:
             s.call("enable", s.conn.enable)
             yield s

@@ -2,10 +2,16 @@
 
 Every write takes ``dry_run=True``: the same reads, the lines it would send in
 ``Result.lines``, nothing sent. ``render_*`` give a write's lines without a session,
-for a state an earlier step of the same plan would make (an ONT id freed)."""
+for a state an earlier step of the same plan would make (an ONT id freed).
+
+``held()``: the operations called inside it share one CLI session (one login) instead
+of opening one each; a session that dies in the scope is not reused (the next
+operation raises TransientDeviceError), and a nested ``held()`` opens a fresh one
+then."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from fiberflow.devices.base import Result
@@ -15,6 +21,8 @@ from fiberflow.devices.olt.models import OntInfo, OpticalInfo, ServicePort
 
 
 class OltDriver(Protocol):
+    def held(self) -> AbstractContextManager[None]: ...
+
     def add_ont(
         self,
         fsp: str,

@@ -90,6 +90,11 @@ class Device(Credentials):
     name: Name
     host: str
     port: Port = 22
+    # CLI sessions fiberflow opens at once on this device (a Prefect concurrency limit
+    # per device and a per-process cap). The device itself takes only its VTY lines
+    # (Huawei SmartAX: 4 remote users, Cisco IOS: 5 by default; sources in
+    # docs/devices.md "Session limits") and shares them with operators and other tools:
+    # the default 2 leaves lines free for them. Set it at most to the device's figure.
     max_sessions: Annotated[int, Field(ge=1, le=64)] = 2
     # Seconds netmiko waits for a prompt; real OLTs can be slow under load.
     timeout: Annotated[float, Field(gt=0, le=600)] = 30.0

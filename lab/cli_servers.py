@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from fiberflow.lab.devices import LabBng, LabOlt
 from fiberflow.lab.faults import Faults
+from fiberflow.lab.lab_inventory import BNG_MAX_SESSIONS, OLT_MAX_SESSIONS
 
 T = TypeVar("T")
 LabDevice = LabOlt | LabBng
@@ -37,8 +38,10 @@ async def start_olt(
     boards: dict[tuple[int, int], int] | None = None,
     username: str = "lab",
     password: str = "lab",
+    max_sessions: int | None = OLT_MAX_SESSIONS,
 ) -> LabOlt:
-    """A Huawei-style OLT (GPON boards 0/1 and 0/2, 16 ports each, unless ``boards``)."""
+    """A Huawei-style OLT (GPON boards 0/1 and 0/2, 16 ports each, unless ``boards``)
+    taking ``max_sessions`` CLI sessions at once (None: no limit)."""
     olt = LabOlt(
         name,
         online_delay=online_delay,
@@ -46,6 +49,7 @@ async def start_olt(
         boards=boards,
         username=username,
         password=password,
+        max_sessions=max_sessions,
     )
     await olt.start(host, port)
     return olt
@@ -60,9 +64,12 @@ async def start_bng(
     faults: Faults | None = None,
     username: str = "lab",
     password: str = "lab",
+    max_sessions: int | None = BNG_MAX_SESSIONS,
 ) -> LabBng:
-    """A Cisco IOS-XE-style BNG whose subscriber sub-interfaces hang off ``uplink``."""
-    bng = LabBng(name, uplink=uplink, faults=faults, username=username, password=password)
+    """A Cisco IOS-XE-style BNG whose subscriber sub-interfaces hang off ``uplink``,
+    taking ``max_sessions`` CLI sessions at once (None: no limit)."""
+    bng = LabBng(name, uplink=uplink, faults=faults, username=username, password=password,
+                 max_sessions=max_sessions)  # fmt: skip
     await bng.start(host, port)
     return bng
 

@@ -11,6 +11,7 @@ from fiberflow.lab.bng_state import BngState, SubIf
 from fiberflow.lab.cisco_cli import CiscoCli
 from fiberflow.lab.faults import Faults, FaultSet
 from fiberflow.lab.huawei_cli import HuaweiCli
+from fiberflow.lab.lab_inventory import BNG_MAX_SESSIONS, OLT_MAX_SESSIONS
 from fiberflow.lab.olt_plugs import check_fsp, check_rx_power, check_serial
 from fiberflow.lab.olt_state import OltState, ServicePort
 from fiberflow.lab.ssh_server import SshDevice
@@ -26,10 +27,12 @@ class LabOlt(SshDevice):
         boards: dict[tuple[int, int], int] | None = None,
         username: str = "lab",
         password: str = "lab",
+        max_sessions: int | None = OLT_MAX_SESSIONS,
     ) -> None:
         fault_set = FaultSet(faults)
         self.state = OltState(name, fault_set, boards, online_delay)
-        super().__init__(name, lambda: HuaweiCli(self.state), fault_set, username, password)
+        super().__init__(name, lambda: HuaweiCli(self.state), fault_set, username, password,
+                         max_sessions=max_sessions)  # fmt: skip
 
     def reset(self) -> None:
         """Empty state, no faults, counters at zero."""
@@ -133,10 +136,12 @@ class LabBng(SshDevice):
         faults: Faults | None = None,
         username: str = "lab",
         password: str = "lab",
+        max_sessions: int | None = BNG_MAX_SESSIONS,
     ) -> None:
         fault_set = FaultSet(faults)
         self.state = BngState(name, uplink)
-        super().__init__(name, lambda: CiscoCli(self.state), fault_set, username, password)
+        super().__init__(name, lambda: CiscoCli(self.state), fault_set, username, password,
+                         max_sessions=max_sessions)  # fmt: skip
 
     def reset(self) -> None:
         self.state.reset()

@@ -38,7 +38,20 @@ IP_GATEWAY = "100.64.0.1"
 VLAN_FIRST, VLAN_LAST = 100, 3999
 BOARDS = {"0/1": 16, "0/2": 16}
 ONTS_PER_PORT = 128  # GPON ONT ids 0-127
-MAX_SESSIONS = 4
+# Concurrent CLI (SSH/Telnet) sessions a device takes: its VTY lines. The inventory
+# states them and the lab's SSH servers enforce them (lab/ssh_server.py refuses one
+# more), so a run that exceeds them fails in the lab as it would on the device.
+# Sources (docs/devices.md, "Session limits"):
+# - OLT, Huawei SmartAX: no MA5600T/MA5800 figure was found in public material; the
+#   SmartAX UA5000 manual (same access-node family and CLI) allows "up to 6
+#   concurrently online terminal users (4 Telnet users and 2 other users)": 4 remote
+#   CLI sessions. (Huawei VRP devices allow 5 VTY users by default, up to 15 with
+#   `user-interface maximum-vty`: AR2200 configuration guide, "Configuring the Maximum
+#   Number of VTY User Interfaces"; SmartAX is not VRP, so the lower SmartAX figure.)
+# - BNG, Cisco IOS / IOS-XE: `line vty 0 4` exists by default: 5 concurrent VTY
+#   sessions (up to 16 once `line vty 0 15` is configured).
+OLT_MAX_SESSIONS = 4
+BNG_MAX_SESSIONS = 5
 
 
 def _plan(name: str, down_kbps: int, up_kbps: int, profile_id: int) -> Plan:
@@ -120,7 +133,7 @@ def build_inventory(
             boards=dict(BOARDS),
             username=LAB_USER,
             password=LAB_PASSWORD,
-            max_sessions=MAX_SESSIONS,
+            max_sessions=OLT_MAX_SESSIONS,
         )
         for name, port in olt_ports.items()
     ]
@@ -136,7 +149,7 @@ def build_inventory(
             nas_secret=LAB_SECRET,
             username=LAB_USER,
             password=LAB_PASSWORD,
-            max_sessions=MAX_SESSIONS,
+            max_sessions=BNG_MAX_SESSIONS,
         )
         for name, port in {BNG_NAME: bng_port, **(bng_ports or {})}.items()
     ]

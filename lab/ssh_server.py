@@ -1,5 +1,11 @@
 """asyncssh server shared by the lab devices: login, line reading, faults, admin channel.
 
+A device takes at most ``max_sessions`` CLI sessions at once, like a real one's VTY
+lines (lab/lab_inventory.py gives the figures and their sources): one more is refused
+(a line of text, then the channel closes; the client's login fails) unless a session
+ends within ``VTY_GRACE_SECONDS`` (a client that has just logged out may reconnect
+before the server has seen the end of its previous session).
+
 A session reads raw bytes (no asyncssh line editor: netmiko waits for the exact echo of
 each command, and an editor's line-wrapping escapes would break that), echoes each line
 like a device with a pty does, and hands it to the device's CLI.
@@ -22,6 +28,8 @@ from fiberflow.lab.faults import FaultSet
 log = logging.getLogger(__name__)
 
 ADMIN_USER = "admin"
+#: How long a session beyond the limit waits for a VTY line before it is refused.
+VTY_GRACE_SECONDS = 2.0
 _HOST_KEY: asyncssh.SSHKey | None = None
 _KEY_LOCK = threading.Lock()
 
@@ -43,6 +51,7 @@ class Counters:
         self.commands = 0
         self.open = 0  # CLI sessions open right now
         self.peak_open = 0  # most CLI sessions open at once
+        self.refused = 0  # CLI sessions refused: every VTY line was busy
         self.latency_s = 0.0  # injected latency served (every delayed line, login included)
 
     def bump(self, name: str) -> None:
@@ -54,13 +63,22 @@ class Counters:
             self.open += delta
             self.peak_open = max(self.peak_open, self.open)
 
+    def try_open(self, limit: int | None) -> bool:
+        """Count one more open session unless ``limit`` are open already."""
+        with self._lock:
+            if limit is not None and self.open >= limit:
+                return False
+            self.open += 1
+            self.peak_open = max(self.peak_open, self.open)
+            return True
+
     def waited(self, seconds: float) -> None:
         with self._lock:
             self.latency_s += seconds
 
     def reset(self) -> None:
         with self._lock:
-            self.connections = self.logins = self.commands = 0
+            self.connections = self.logins = self.commands = self.refused = 0
             self.latency_s = 0.0
             self.peak_open = self.open
 
@@ -72,6 +90,7 @@ class Counters:
                 "commands": self.commands,
                 "open": self.open,
                 "peak_open": self.peak_open,
+                "refused": self.refused,
                 "latency_s": round(self.latency_s, 3),
             }
 
@@ -118,8 +137,11 @@ class SshDevice:
         username: str = "lab",
         password: str = "lab",
         admin_password: str = "lab",
+        max_sessions: int | None = None,
     ) -> None:
         self.name = name
+        #: CLI sessions at once (the device's VTY lines); None: no limit.
+        self.max_sessions = max_sessions
         self.make_cli = make_cli
         self.faults = faults
         self.username = username
@@ -205,17 +227,31 @@ class SshDevice:
         try:
             if process.get_extra_info("username") == ADMIN_USER:
                 await self._admin_session(process)
-            else:
-                self.counters.opened(1)
+            elif await self._vty_line():
                 try:
                     await self._cli_session(process)
                 finally:
                     self.counters.opened(-1)
+            else:
+                self.counters.bump("refused")
+                log.info("lab refuses a session: all VTY lines busy",
+                         extra={"device": self.name})  # fmt: skip
+                process.stdout.write(f"lab: all {self.max_sessions} VTY lines are busy\r\n")
+                process.exit(1)
         except (asyncssh.Error, BrokenPipeError, ConnectionError):
             pass
         finally:
             if not process.is_closing():
                 process.exit(0)
+
+    async def _vty_line(self) -> bool:
+        """Take a VTY line, waiting up to VTY_GRACE_SECONDS for one to free."""
+        deadline = asyncio.get_running_loop().time() + VTY_GRACE_SECONDS
+        while not self.counters.try_open(self.max_sessions):
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     async def _admin_session(self, process: asyncssh.SSHServerProcess[str]) -> None:
         """``ssh admin@lab '{"op": "dump"}'``: one JSON request, one JSON answer. The

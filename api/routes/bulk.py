@@ -11,6 +11,10 @@ in one transaction, the bulk row and its items are written and the parent run
 so a run that cannot be started leaves nothing behind (503). The parent moves each
 service through the same status transition a single request does; a service whose
 status forbids it is ``skipped``.
+
+The create is ``async def``: its checks and writes run in one hop to the thread pool,
+the Prefect call on the event loop (a request holds a thread only for its database
+work, as a single operation's does: api/operations.py), the commit in another hop.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Annotated, Any
 
 from anyio import from_thread
 from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -126,7 +131,7 @@ def _targets(session: Session, principal: Principal, body: BulkCreate, inv: Inve
              responses={**ERRORS, 200: {"model": BulkDryRunOut,
                         "description": "dry_run=true: each service's changes, none made"}},
              summary="Start one operation over many services (a bulk run)")  # fmt: skip
-def create_bulk(
+async def create_bulk(
     operation: str,
     principal: OperatorDep,
     session: SessionDep,
@@ -135,6 +140,48 @@ def create_bulk(
     body: BulkCreate,
     dry_run: DryRun = False,
 ) -> BulkAccepted | Response:
+    ready = await run_in_threadpool(
+        _write, operation, principal, session, state, inventory, body, dry_run
+    )
+    if isinstance(ready, Response):
+        return ready
+    bulk, count = ready
+    try:
+        # Before the commit: the parent waits for its row (flows/bulk.py), and a run
+        # that cannot be started rolls everything back. On the event loop: no thread
+        # is held while the Prefect server answers.
+        flow_run_id = await launch_bulk(bulk.id)
+    except Exception:
+        await run_in_threadpool(session.rollback)
+        log.exception("could not start a bulk run", extra={"operation": operation})
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
+        ) from None
+    await run_in_threadpool(_record_launch, session, bulk, flow_run_id)
+    log.info(
+        "bulk run requested",
+        extra={"bulk_id": bulk.id, "tenant_id": bulk.tenant_id, "operation": operation,
+               "count": count, "requested_by": principal.sub, "flow_run_id": flow_run_id},
+    )  # fmt: skip
+    return BulkAccepted(id=bulk.id, flow_run_id=flow_run_id, count=count)
+
+
+def _record_launch(session: Session, bulk: BulkRun, flow_run_id: str) -> None:
+    bulk.flow_run_id = flow_run_id
+    session.commit()
+
+
+def _write(
+    operation: str,
+    principal: Principal,
+    session: Session,
+    state: AppState,
+    inventory: Inventory,
+    body: BulkCreate,
+    dry_run: bool,
+) -> Response | tuple[BulkRun, int]:
+    """The checks, then (unless a dry run) the bulk row and its items, flushed and not
+    committed; in the thread pool. The row and the number of services."""
     if operation not in core_bulk.OPERATIONS:
         known = ", ".join(core_bulk.OPERATIONS)
         raise HTTPException(
@@ -164,24 +211,7 @@ def create_bulk(
                 for i, sid in enumerate(ids[start : start + _CHUNK])
             ],
         )  # fmt: skip
-    try:
-        # Before the commit: the parent waits for its row (flows/bulk.py), and a run
-        # that cannot be started rolls everything back.
-        flow_run_id = from_thread.run(launch_bulk, bulk.id)
-    except Exception:
-        session.rollback()
-        log.exception("could not start a bulk run", extra={"operation": operation})
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
-        ) from None
-    bulk.flow_run_id = flow_run_id
-    session.commit()
-    log.info(
-        "bulk run requested",
-        extra={"bulk_id": bulk.id, "tenant_id": bulk.tenant_id, "operation": operation,
-               "count": len(ids), "requested_by": principal.sub, "flow_run_id": flow_run_id},
-    )  # fmt: skip
-    return BulkAccepted(id=bulk.id, flow_run_id=flow_run_id, count=len(ids))
+    return bulk, len(ids)
 
 
 def _visible_bulk(session: Session, principal: Principal, bulk_id: str) -> BulkRun:

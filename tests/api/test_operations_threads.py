@@ -6,8 +6,9 @@ seam every route's Prefect call goes through, ``operations.launch``) is replaced
 that waits for the test's word. ``BURST`` > ``TOKENS`` requests of every route that
 starts a run must all reach the launch, each with its status committed and its
 ``queued`` event published, before any launch returns. Were the Prefect call made from
-a pool thread, only ``TOKENS`` of them would ever get there. Real database (SQLite and
-PostgreSQL) and Redis; no Prefect server: the launch never reaches one.
+a pool thread, only ``TOKENS`` of them would ever get there. The same for bulk creates
+and their parent run (``launch_bulk``). Real database (SQLite and PostgreSQL) and Redis;
+no Prefect server: the launch never reaches one.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fiberflow.api import operations
+from fiberflow.api.routes import bulk
 from fiberflow.core import catalogue
-from fiberflow.core.db.models import EventLog, Operation, ServiceInstance, ServiceStatus
+from fiberflow.core.db.models import BulkItem, BulkRun, EventLog, ServiceInstance, ServiceStatus
 from tests.fixtures.api_app import ApiApp, new_serial, open_api
 
 SERVICES = "/api/v1/services"
@@ -41,23 +43,31 @@ def app(database_url: str, tmp_path: Path, api_inventory: Path) -> Iterator[ApiA
         yield api
 
 
+def _concurrent_bulk_writes(database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        # A bulk create writes its rows and commits them only once the parent run exists:
+        # on SQLite that transaction holds the one write lock, so bulk creates take turns.
+        pytest.skip("bulk creates take turns on SQLite's write lock")
+
+
 class HeldLaunch:
-    """Stands in for ``operations.launch``: every call waits until :meth:`release`."""
+    """Stands in for ``operations.launch`` (or the bulk route's ``launch_bulk``): every
+    call waits until the test releases it."""
 
     def __init__(self, expected: int, fail: bool = False) -> None:
         self.expected = expected
         self.fail = fail
-        self.entered: list[tuple[str, Operation]] = []
+        self.entered: list[tuple[Any, ...]] = []  # the arguments of each call
         self.returned: list[str] = []
         self.all_entered = anyio.Event()
         self.released = anyio.Event()
 
-    async def __call__(self, service_id: str, operation: Operation, params: dict[str, Any]) -> str:
-        self.entered.append((service_id, operation))
+    async def __call__(self, *args: Any) -> str:
+        self.entered.append(args)
         if len(self.entered) == self.expected:
             self.all_entered.set()
         await self.released.wait()
-        self.returned.append(service_id)
+        self.returned.append(args[0])
         if self.fail:
             raise ConnectionError("the orchestrator is away")
         return str(uuid.uuid4())
@@ -84,7 +94,7 @@ def _burst(
     once every launch has been entered, note what the database holds, then let the
     launches return."""
     responses: dict[int, httpx.Response] = {}
-    seen: dict[str, Any] = {}
+    seen: dict[str, Any] = {"bulk_ids": []}
 
     async def post(i: int, client: httpx.AsyncClient, request: Request) -> None:
         path, body, headers = request
@@ -93,6 +103,7 @@ def _burst(
     def snapshot() -> None:  # in a pool thread: a token is free while the launches wait
         with Session(api.engine) as s:
             seen["status"] = {r.id: r.status for r in s.scalars(select(ServiceInstance))}
+            seen["bulk_ids"] = list(s.scalars(select(BulkRun.id)))
         seen["queued"] = {sid: len(_queued(api, sid)) for sid in seen["status"]}
 
     async def run() -> None:
@@ -145,11 +156,11 @@ def test_a_burst_commits_and_announces_every_request_before_any_prefect_call_ret
     assert len(launch.entered) == len(requests)
     assert seen["returned_before_release"] == []
     # ...each with its status committed and its step 1 published before any returned.
-    for sid, operation in launch.entered:
+    for sid, operation, _ in launch.entered:
         assert seen["status"][sid] == catalogue.of(operation).running.value, sid
         assert seen["queued"][sid] == 1, sid
     assert [r.status_code for r in responses] == [202] * len(requests), [r.text for r in responses]
-    assert {r.json()["id"] for r in responses} == {sid for sid, _ in launch.entered}
+    assert {r.json()["id"] for r in responses} == {args[0] for args in launch.entered}
     for r in responses:
         body = r.json()
         row = app.service(body["id"])
@@ -188,3 +199,49 @@ def test_a_burst_whose_runs_cannot_start_gives_every_service_back(
     row = app.service(sid)
     assert (row.status, row.plan) == ("active", "100M")
     assert "could not start the plan change" in (row.error or "")
+
+
+def test_bulk_runs_requested_at_once_hold_no_thread_while_their_parent_is_created(
+    app: ApiApp, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _concurrent_bulk_writes(database_url)
+    requests: list[Request] = [
+        ("/api/v1/bulk/suspend", {"service_ids": [app.insert_service(), app.insert_service()]},
+         {})
+        for _ in range(TOKENS + 2)
+    ]  # fmt: skip
+    launch = HeldLaunch(expected=len(requests))
+    monkeypatch.setattr(bulk, "launch_bulk", launch)
+
+    responses, seen = _burst(app, launch, requests)
+
+    # Every parent run was asked for at once: no request held a thread while waiting;
+    # nothing was committed yet (the bulk rows commit once their run exists).
+    assert len(launch.entered) == len(requests) and seen["returned_before_release"] == []
+    assert seen["bulk_ids"] == []
+    assert [r.status_code for r in responses] == [202] * len(requests), [r.text for r in responses]
+    with Session(app.engine) as s:
+        runs = {r.id: r.flow_run_id for r in s.scalars(select(BulkRun))}
+    assert runs == {r.json()["id"]: r.json()["flow_run_id"] for r in responses}
+    assert {args[0] for args in launch.entered} == set(runs)
+    assert app.count(BulkItem) == 2 * len(requests)
+
+
+def test_a_bulk_run_whose_parent_cannot_start_leaves_nothing_behind(
+    app: ApiApp, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _concurrent_bulk_writes(database_url)
+    requests: list[Request] = [
+        ("/api/v1/bulk/suspend", {"service_ids": [app.insert_service()]}, {})
+        for _ in range(TOKENS + 1)
+    ]
+    launch = HeldLaunch(expected=len(requests), fail=True)
+    monkeypatch.setattr(bulk, "launch_bulk", launch)
+
+    responses, _ = _burst(app, launch, requests)
+
+    assert [r.status_code for r in responses] == [503] * len(requests)
+    assert {r.json()["detail"] for r in responses} == {
+        "the orchestrator is not reachable; try again"
+    }
+    assert app.count(BulkRun) == 0 and app.count(BulkItem) == 0

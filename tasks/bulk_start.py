@@ -79,14 +79,13 @@ def skip(bulk: Bulk, service_id: str, reason: str) -> Change | None:
     return Change(service_id, ItemState.SKIPPED.value, reason) if ok else None
 
 
-def start(bulk: Bulk, service_id: str) -> tuple[Change, str | None] | None:
-    """Claim, begin and launch one pending service. (change, run id), or None when the
-    item is no longer pending (a cancel got it first)."""
+def claim(bulk: Bulk, service_id: str) -> bool:
+    """Claim one pending service (``pending`` -> ``running``, its start time now); False
+    when the item is no longer pending (a cancel got it first). Then
+    :func:`begin_and_launch` starts it."""
     with runtime().sessions() as s, s.begin():
-        if not move(s, bulk.id, service_id, expected=ItemState.PENDING,
-                    to=ItemState.RUNNING, started_at=utcnow()):  # fmt: skip
-            return None
-    return begin_and_launch(bulk, service_id)
+        return move(s, bulk.id, service_id, expected=ItemState.PENDING,
+                    to=ItemState.RUNNING, started_at=utcnow())  # fmt: skip
 
 
 def begin_and_launch(bulk: Bulk, service_id: str) -> tuple[Change, str | None]:

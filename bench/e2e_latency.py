@@ -218,6 +218,8 @@ def measure(args: argparse.Namespace, tmp: Path, variant: str) -> Measured:
     }
     if variant == "sqlite":
         env["FIBERFLOW_DATABASE_URL"] = f"sqlite:///{tmp / 'fiberflow.db'}"
+    if variant == "pg-nice0":
+        env["FIBERFLOW_WORKER_NICE"] = "0"
     with running_stack(tmp, **env) as stack:
         wait_healthy(stack.api_url, stack.proc, timeout=300)
         info = stack.info()
@@ -246,8 +248,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--variants",
         default="pg,sqlite",
-        help="one stack each: pg = embedded defaults (PostgreSQL), sqlite = project "
-        "database on SQLite (the default before 0.2.0)",
+        help="one stack each: pg = embedded defaults (PostgreSQL), pg-nice0 = the same "
+        "with the worker at the API's CPU priority (FIBERFLOW_WORKER_NICE=0, as before "
+        "0.2.1), sqlite = project database on SQLite (the default before 0.2.0)",
     )
     ap.add_argument("--timeout", type=float, default=600.0, help="bound on each phase, s")
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown to append to")
@@ -259,7 +262,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-LABEL = {"pg": "embedded PostgreSQL (default)", "sqlite": "SQLite (before 0.2.0)"}
+LABEL = {
+    "pg": "embedded PostgreSQL (default)",
+    "pg-nice0": "embedded PostgreSQL, worker not niced (FIBERFLOW_WORKER_NICE=0)",
+    "sqlite": "SQLite (before 0.2.0)",
+}
 
 
 def _ms(d: Dist, *which: str) -> str:

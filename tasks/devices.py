@@ -2,12 +2,20 @@
 
 ``device_slot(name)`` holds one of the device's Prefect global concurrency slots (limit
 ``device:<name>``, created by ``fiberflow up`` with the inventory's ``max_sessions``)
-around one driver call, which is one SSH session: never longer.
+around one SSH session: one driver call, or the calls of one ``session()`` scope.
+
+``session(driver, name)``: one slot and one held CLI session (the driver's ``held()``)
+for several calls to one device within a task, e.g. ``add_ont`` + ``add_service_port``:
+one login and one acquire/release of the slot instead of one per call. Inside it,
+``device_slot(name)`` of the same thread is a no-op (the scope already holds the slot),
+so helpers that take the slot around their own calls compose with it; only ``driver``
+may talk to that device inside the scope.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import TypeVar
@@ -39,11 +47,41 @@ def limit_name(device: str) -> str:
     return f"{LIMIT_PREFIX}{device}"
 
 
+_SCOPES = threading.local()  # the devices whose slot a session() of this thread holds
+
+
+def _scoped() -> set[str]:
+    if not hasattr(_SCOPES, "devices"):
+        _SCOPES.devices = set()
+    held: set[str] = _SCOPES.devices
+    return held
+
+
 @contextmanager
 def device_slot(device: str) -> Iterator[None]:
+    if device in _scoped():  # inside session(): its slot covers this call
+        yield
+        return
     with concurrency(limit_name(device), occupy=1, strict=True,
                      timeout_seconds=SLOT_TIMEOUT_SECONDS):  # fmt: skip
         yield
+
+
+@contextmanager
+def session(driver: OltDriver | BngDriver, device: str) -> Iterator[None]:
+    """One slot of ``device`` and one CLI session of ``driver`` for every call inside
+    (nested: the enclosing scope's slot; the driver reuses its session while alive)."""
+    scoped = _scoped()
+    if device in scoped:
+        with driver.held():
+            yield
+        return
+    with device_slot(device), driver.held():
+        scoped.add(device)
+        try:
+            yield
+        finally:
+            scoped.discard(device)
 
 
 def audit_sink(ctx: RunContext | None, step: str) -> AuditSink:

@@ -86,14 +86,15 @@ def swap_of(svc: ServiceView, ont_serial: str, olt_of: Callable[[str], OltDriver
     except KeyError as exc:
         raise ServiceStateError(str(exc.args[0])) from None
     olt = olt_of(olt_conf.name)
-    with devices.device_slot(olt_conf.name):
-        registered = olt.find_ont_by_serial(new)
-    if registered is not None:
-        raise SerialRefused(f"ont_serial: {new} is already registered on {olt_conf.name} "
-                            f"as ONT {registered.fsp} {registered.ont_id}")  # fmt: skip
     description = validation.description(svc.description or f"ff-{svc.customer_ref}"[:64])
     profiles = (plan.line_profile_id, plan.service_profile_id)
-    old = ont_swap.read_old(olt, olt_conf.name, svc.ont_serial, profiles, description)
+    with devices.session(olt, olt_conf.name):  # the new serial, the old ONT: one login
+        registered = olt.find_ont_by_serial(new)
+        if registered is not None:
+            raise SerialRefused(f"ont_serial: {new} is already registered on "
+                                f"{olt_conf.name} as ONT {registered.fsp} "
+                                f"{registered.ont_id}")  # fmt: skip
+        old = ont_swap.read_old(olt, olt_conf.name, svc.ont_serial, profiles, description)
     return Swap(
         service_id=svc.id,
         olt=olt_conf.name,
@@ -121,7 +122,7 @@ def remove_old_ont(swap: Swap) -> bool:
         # A half-done delete (service-ports gone, ONT still there): put it back ourselves,
         # a failing task's own rollback hook does not run.
         try:
-            ont_swap.put_back_old(ctx, olt, swap)
+            ont_swap.put_back_old(ctx, olt, swap)  # one session for its adds
         except Exception as exc:  # the first failure is what decides about retries
             log.warning("could not put the old ONT back: %s", exc,
                         extra={"service_id": swap.service_id})  # fmt: skip
@@ -143,15 +144,17 @@ def add_new_ont(swap: Swap) -> int:
     ctx = lookup(flow_run.id)
     olt = devices.olt(ctx, swap.olt, "adding")
     remember(new_swap=swap)
-    try:
-        ont_id, _ = ont_swap.add_new(olt, swap)
-    except Exception:
-        try:  # our own half-done work (ONT without its service-port)
-            ont_swap.remove_new(olt, swap)
-        except Exception as exc:
-            log.warning("could not remove the half-added ONT: %s", exc,
-                        extra={"service_id": swap.service_id})  # fmt: skip
-        raise
+    with devices.session(olt, swap.olt):  # the adds and a cleanup: one login
+        try:
+            ont_id, _ = ont_swap.add_new(olt, swap)
+        except Exception:
+            try:  # our own half-done work (ONT without its service-port); the same
+                # session while it is alive, a fresh one if the transport failed
+                ont_swap.remove_new(olt, swap)
+            except Exception as exc:
+                log.warning("could not remove the half-added ONT: %s", exc,
+                            extra={"service_id": swap.service_id})  # fmt: skip
+            raise
     return ont_id
 
 
@@ -170,14 +173,14 @@ def test_new_ont(swap: Swap, ont_id: int) -> float:
     once measured (a deactivated ONT has no light to measure)."""
     ctx = lookup(flow_run.id)
     olt = devices.olt(ctx, swap.olt, "testing")
-    if swap.keep_deactivated:
-        # A retry after the deactivation below: light it again to measure (a no-op else).
-        with devices.device_slot(swap.olt):
+    with devices.session(olt, swap.olt):  # activation, polling, optical read: one login
+        if swap.keep_deactivated:
+            # A retry after the deactivation below: light it again to measure (a no-op else).
             olt.activate_ont(swap.pon_port, ont_id)
-    ont_acceptance.wait_online(ctx, S["testing"], olt, swap.olt, swap.pon_port, ont_id)
-    rx = ont_acceptance.check_rx_power(ctx, S["testing"], olt, swap.olt, swap.pon_port, ont_id)
-    if swap.keep_deactivated:
-        with devices.device_slot(swap.olt):
+        ont_acceptance.wait_online(ctx, S["testing"], olt, swap.olt, swap.pon_port, ont_id)
+        rx = ont_acceptance.check_rx_power(ctx, S["testing"], olt, swap.olt, swap.pon_port,
+                                           ont_id)  # fmt: skip
+        if swap.keep_deactivated:
             olt.deactivate_ont(swap.pon_port, ont_id)
     return rx
 

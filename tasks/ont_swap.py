@@ -69,11 +69,10 @@ class Swap:
 def read_old(olt: OltDriver, olt_name: str, serial: str, fallback_profiles: tuple[int, int],
              fallback_description: str) -> OldOnt | None:  # fmt: skip
     """The ONT registered with ``serial`` on the OLT and its service-ports, or None."""
-    with devices.device_slot(olt_name):
+    with devices.session(olt, olt_name):  # both reads: one login
         found = olt.find_ont_by_serial(serial)
-    if found is None:
-        return None
-    with devices.device_slot(olt_name):
+        if found is None:
+            return None
         ports = olt.list_service_ports(found.fsp, found.ont_id)
     line, srv = fallback_profiles
     return OldOnt(
@@ -102,7 +101,7 @@ def _service_port(olt: OltDriver, fsp: str, ont_id: int, gem: int, vlan: int,
 def add_new(olt: OltDriver, swap: Swap) -> tuple[int, bool]:
     """Register the new ONT (the old id when free) with its service-port.
     Returns (ONT id, whether this call added the ONT)."""
-    with devices.device_slot(swap.olt):
+    with devices.session(olt, swap.olt):  # the ONT and its service-port: one login
         try:
             added = olt.add_ont(swap.pon_port, swap.ont_id, swap.new_serial,
                                 swap.line_profile_id, swap.service_profile_id,
@@ -110,20 +109,19 @@ def add_new(olt: OltDriver, swap: Swap) -> tuple[int, bool]:
         except OntIdInUse:  # another ONT took the old id since the old one left
             added = olt.add_ont(swap.pon_port, None, swap.new_serial, swap.line_profile_id,
                                 swap.service_profile_id, swap.description)  # fmt: skip
-    ont_id = int(str(added.detail["ont_id"]))
-    with devices.device_slot(swap.olt):
+        ont_id = int(str(added.detail["ont_id"]))
         _service_port(olt, swap.pon_port, ont_id, swap.gem_port, swap.vlan,
                       swap.service_port_index)  # fmt: skip
     return ont_id, added.changed
 
 
 def remove_new(olt: OltDriver, swap: Swap) -> bool:
-    """Delete the new ONT (and its service-ports) wherever it is; False if absent."""
-    with devices.device_slot(swap.olt):
+    """Delete the new ONT (and its service-ports) wherever it is; False if absent.
+    Inside a caller's session: that session while alive, else a fresh one."""
+    with devices.session(olt, swap.olt):  # the lookup and the delete: one login
         found = olt.find_ont_by_serial(swap.new_serial)
-    if found is None:
-        return False
-    with devices.device_slot(swap.olt):
+        if found is None:
+            return False
         olt.delete_ont(found.fsp, found.ont_id)
     return True
 
@@ -142,14 +140,12 @@ def put_back_old(ctx: RunContext | None, olt: OltDriver, swap: Swap) -> bool:
     old = swap.old
     if old is None:
         return False
-    with devices.device_slot(swap.olt):
+    with devices.session(olt, swap.olt):  # the ONT, its service-ports, its state: one login
         olt.add_ont(old.fsp, old.ont_id, old.serial, old.line_profile_id,
                     old.service_profile_id, old.description)  # fmt: skip
-    for sp in old.service_ports:
-        with devices.device_slot(swap.olt):
+        for sp in old.service_ports:
             _service_port(olt, old.fsp, old.ont_id, sp.gem_port, sp.vlan, sp.index)
-    if not old.active:
-        with devices.device_slot(swap.olt):
+        if not old.active:
             olt.deactivate_ont(old.fsp, old.ont_id)
     extra = {"device": swap.olt, "fsp": old.fsp, "ont_id": old.ont_id, "serial": old.serial}
     log.info("old ONT put back", extra=ctx.log_extra(**extra) if ctx else extra)

@@ -143,21 +143,24 @@ def update_bng_policy(change: PlanChange) -> bool:
     """The sub-interface's service-policy input/output become the new plan's."""
     ctx = lookup(flow_run.id)
     bng = devices.bng(ctx, change.bng, "updating_bng")
-    with devices.device_slot(change.bng):
-        sub = bng.get_subscriber(change.vlan)
-    if sub is None:
-        raise PermanentDeviceError(change.bng, f"no sub-interface for VLAN {change.vlan}")
-    before = (
-        _before(sub.policy_in, change.new.policy_in, change.old.policy_in),
-        _before(sub.policy_out, change.new.policy_out, change.old.policy_out),
-    )
-    remember(change=change, policies=before)
+    before: tuple[str, str] | None = None
     try:
-        return _set_policies(
-            ctx, change, (change.new.policy_in, change.new.policy_out), "updating_bng"
-        )
+        with devices.session(bng, change.bng):  # the read and the change: one login
+            sub = bng.get_subscriber(change.vlan)
+            if sub is None:
+                raise PermanentDeviceError(change.bng, f"no sub-interface for VLAN {change.vlan}")
+            before = (
+                _before(sub.policy_in, change.new.policy_in, change.old.policy_in),
+                _before(sub.policy_out, change.new.policy_out, change.old.policy_out),
+            )
+            remember(change=change, policies=before)
+            return bng.restore_plan(change.vlan, change.new.policy_in,
+                                    change.new.policy_out).changed  # fmt: skip
     except Exception:
-        # A failed step's own rollback hook never runs: undo a half-applied change here.
+        if before is None:  # the read failed: nothing was changed
+            raise
+        # A failed step's own rollback hook never runs: undo a half-applied change here
+        # (audited as the rollback, in a session of its own once this one is closed).
         try:
             _set_policies(ctx, change, before, "rollback")
         except Exception as undo:  # the first failure is the one to report (and retry)

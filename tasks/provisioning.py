@@ -170,20 +170,22 @@ def _release(txn: Transaction) -> None:
 def configure_ont(order: Order, alloc: Allocation) -> int:
     ctx = lookup(flow_run.id)
     olt = devices.olt(ctx, order.olt, "configuring")
-    with devices.device_slot(order.olt):
+    # One slot, one login: add_ont and add_service_port (and a cleanup) share a session.
+    with devices.session(olt, order.olt):
         added = olt.add_ont(order.pon_port, None, order.serial, order.line_profile_id,
                             order.service_profile_id, order.description)  # fmt: skip
-    ont_id = int(str(added.detail["ont_id"]))
-    remember(olt=order.olt, pon_port=order.pon_port, ont_id=ont_id, service_id=order.service_id)
-    try:
-        with devices.device_slot(order.olt):
+        ont_id = int(str(added.detail["ont_id"]))
+        remember(olt=order.olt, pon_port=order.pon_port, ont_id=ont_id,
+                 service_id=order.service_id)  # fmt: skip
+        try:
             olt.add_service_port(order.pon_port, ont_id, order.gem_port, alloc.vlan)
-        service.update(order.service_id, ont_id=ont_id)  # a lost database connection, too
-    except Exception:
-        if added.changed:  # our own half-done work: the rollback hook will not run for us
-            with devices.device_slot(order.olt):
-                olt.delete_ont(order.pon_port, ont_id)
-        raise
+            service.update(order.service_id, ont_id=ont_id)  # a lost database connection, too
+        except Exception:
+            if added.changed:  # our own half-done work: the rollback hook will not run for us
+                # The same session while it is alive; a fresh one if the transport failed.
+                with devices.session(olt, order.olt):
+                    olt.delete_ont(order.pon_port, ont_id)
+            raise
     return ont_id
 
 
@@ -207,16 +209,18 @@ def configure_bng(order: Order, alloc: Allocation) -> None:
     ctx = lookup(flow_run.id)
     bng = devices.bng(ctx, order.bng, "configuring")
     remember(bng=order.bng, vlan=alloc.vlan)
-    try:
-        with devices.device_slot(order.bng):
+    with devices.session(bng, order.bng):
+        try:
             bng.add_subscriber(alloc.vlan, alloc.ip, alloc.netmask, order.policy_in,
                                order.policy_out, order.description)  # fmt: skip
-    except DeviceAuthError:
-        raise  # no session, nothing applied; a second login would be refused the same way
-    except Exception:
-        with devices.device_slot(order.bng):  # a half-applied config set: remove it
-            bng.remove_subscriber(alloc.vlan)
-        raise
+        except DeviceAuthError:
+            raise  # no session, nothing applied; a second login would be refused the same way
+        except Exception:
+            # A half-applied config set: remove it, in the same session while it is
+            # alive, in a fresh one if the transport failed.
+            with devices.session(bng, order.bng):
+                bng.remove_subscriber(alloc.vlan)
+            raise
 
 
 @configure_bng.on_rollback
@@ -258,14 +262,15 @@ def test_service(order: Order, alloc: Allocation, ont_id: int) -> None:
     if auth.framed_ip != alloc.ip:
         raise PermanentDeviceError("radius", f"Framed-IP-Address {auth.framed_ip} != {alloc.ip}")
     olt = devices.olt(ctx, order.olt, "testing")
-    ont_acceptance.wait_online(ctx, S["testing"], olt, order.olt, order.pon_port, ont_id)
-    try:
-        rx = ont_acceptance.check_rx_power(ctx, S["testing"], olt, order.olt, order.pon_port,
-                                           ont_id)  # fmt: skip
-    except ont_acceptance.RxPowerTooLow as exc:
-        # What was measured stays on the failed service, for whoever fixes the fibre.
-        service.update(order.service_id, ont_rx_power_dbm=exc.rx_power_dbm)
-        raise
+    with devices.session(olt, order.olt):  # the polling and the optical read: one login
+        ont_acceptance.wait_online(ctx, S["testing"], olt, order.olt, order.pon_port, ont_id)
+        try:
+            rx = ont_acceptance.check_rx_power(ctx, S["testing"], olt, order.olt,
+                                               order.pon_port, ont_id)  # fmt: skip
+        except ont_acceptance.RxPowerTooLow as exc:
+            # What was measured stays on the failed service, for whoever fixes the fibre.
+            service.update(order.service_id, ont_rx_power_dbm=exc.rx_power_dbm)
+            raise
     service.update(order.service_id, ont_rx_power_dbm=rx)
 
 

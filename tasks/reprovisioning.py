@@ -152,11 +152,10 @@ def radius_drift(want: Wanted, rad: RadiusSubscriber | None) -> list[Drift]:
 
 
 def _read_olt(olt: OltDriver, svc: ServiceView, want: Wanted) -> list[Drift]:
-    with devices.device_slot(svc.olt):
+    with devices.session(olt, svc.olt):  # the ONT and its service-ports: one login
         ont = olt.get_ont(svc.pon_port, want.ont_id)
-    if ont is None or ont.serial != svc.ont_serial:
-        return olt_drift(svc.ont_serial, want, ont, ())  # no service-ports to read then
-    with devices.device_slot(svc.olt):
+        if ont is None or ont.serial != svc.ont_serial:
+            return olt_drift(svc.ont_serial, want, ont, ())  # no service-ports to read then
         ports = olt.list_service_ports(svc.pon_port, want.ont_id)
     return olt_drift(svc.ont_serial, want, ont, ports)
 
@@ -183,17 +182,15 @@ def read_drift(svc: ServiceView) -> DriftReport:
 
 def repair_olt(olt: OltDriver, svc: ServiceView, want: Wanted, *, dry_run: bool = False
                ) -> list[Result]:  # fmt: skip
-    """The ONT (by its recorded id), its service-port, its activation."""
-    with devices.device_slot(svc.olt):
+    """The ONT (by its recorded id), its service-port, its activation: one login."""
+    with devices.session(olt, svc.olt):
         added = olt.add_ont(svc.pon_port, want.ont_id, svc.ont_serial, want.plan.line_profile_id,
                             want.plan.service_profile_id, want.description,
                             dry_run=dry_run)  # fmt: skip
-    with devices.device_slot(svc.olt):
         port = olt.add_service_port(svc.pon_port, want.ont_id, want.plan.gem_port, want.vlan,
                                     dry_run=dry_run)  # fmt: skip
-    if dry_run and added.changed:
-        return [added, port]  # an ONT that `ont add` registers is active: nothing to read yet
-    with devices.device_slot(svc.olt):
+        if dry_run and added.changed:
+            return [added, port]  # an ONT that `ont add` registers is active: nothing to read
         return [added, port, olt.activate_ont(svc.pon_port, want.ont_id, dry_run=dry_run)]
 
 

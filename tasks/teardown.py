@@ -64,9 +64,9 @@ def ont_location(olt: OltDriver, svc: ServiceView) -> tuple[str, int] | None:
 
 def remove_ont(ctx: RunContext | None, svc: ServiceView, step: str) -> None:
     olt = devices.olt(ctx, svc.olt, step)
-    where = ont_location(olt, svc)
-    if where is not None:
-        with devices.device_slot(svc.olt):
+    with devices.session(olt, svc.olt):  # the lookup and the delete: one login
+        where = ont_location(olt, svc)
+        if where is not None:
             olt.delete_ont(*where)  # also removes its service-ports
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from collections import Counter
 
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fiberflow.core.db.models import DeviceCommandAudit
 from fiberflow.events.schema import validate_event
 from fiberflow.flows.provision import provision
 from tests.fixtures.lifecycle import Lifecycle
@@ -42,8 +47,6 @@ def test_provision_twice_is_idempotent(lifecycle: Lifecycle) -> None:
     provision(sid)
     first = lifecycle.service(sid)
     # Put it back in provisioning and run again: same end state, no duplicate config.
-    from sqlalchemy.orm import Session
-
     from fiberflow.core.db.models import ServiceInstance
 
     with Session(lifecycle.engine) as s, s.begin():
@@ -69,3 +72,29 @@ def test_failure_at_validation_leaves_nothing(lifecycle: Lifecycle) -> None:
     events = lifecycle.events(sid)
     assert events[-1].event_type == "service.provisioning.failed"
     assert events[-1].data["step"] == 1
+
+
+def test_one_session_per_device_and_step(lifecycle: Lifecycle) -> None:
+    """configuring: one OLT session (add_ont + add_service_port) and one BNG session;
+    testing: one OLT session for the online polling and the optical read. Each session's
+    set-up (``enable``) is audited once, and the lab counts the logins itself."""
+    olt, bng = lifecycle.lab.device("olt-1"), lifecycle.lab.device("bng-1")
+    olt.counters.reset()
+    bng.counters.reset()
+    sid = lifecycle.new_service(serial="485754431A2B3C4E")
+    provision(sid)
+    assert lifecycle.service(sid).status == "active"
+    with Session(lifecycle.engine) as s:
+        rows = s.execute(
+            select(
+                DeviceCommandAudit.device, DeviceCommandAudit.step, DeviceCommandAudit.command
+            ).where(DeviceCommandAudit.service_id == sid)
+        ).all()
+    sessions = Counter((device, step) for device, step, command in rows if command == "enable")
+    assert sessions == {("olt-1", "configuring"): 1, ("bng-1", "configuring"): 1,
+                        ("olt-1", "testing"): 1}, sessions  # fmt: skip
+    commands = {(d, st): [c for dd, stt, c in rows if (dd, stt) == (d, st)] for d, st in sessions}
+    assert any(c.startswith("ont add") for c in commands["olt-1", "configuring"])
+    assert any(c.startswith("service-port") for c in commands["olt-1", "configuring"])
+    assert olt.counters.logins == 2 and bng.counters.logins == 1
+    assert olt.counters.peak_open == 1 and bng.counters.peak_open == 1

@@ -10,6 +10,11 @@ and RADIUS rows; no repair) and waits for its report up to ``wait`` seconds (def
 time, else 202 ``{id, flow_run_id}`` (the report then appears at
 ``GET /api/v1/drift-checks/{id}``).
 
+Both routes that start a check are ``async def`` (as in api/operations.py): the database
+work runs in short hops to the thread pool, the Prefect call and the wait between reads
+on the event loop. A waiting request holds no thread of the pool and no transaction (on
+SQLite one would hold the write lock the worker needs to store the report).
+
 An operator sees fleet checks and their own tenant's one-service checks; in a report,
 the service entries of other tenants are left out (their counts stay in the totals:
 the devices are shared, the subscribers are not).
@@ -17,15 +22,17 @@ the devices are shared, the subscribers are not).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from anyio import from_thread
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fiberflow.api.access import get_visible_service
@@ -171,43 +178,58 @@ async def _launch_run(check_id: str, remove_orphans: bool, service_id: str | Non
     return str(run.id)
 
 
-def _start(session: Session, principal: Principal, remove_orphans: bool,
-           service_id: str | None) -> DriftCheck:  # fmt: skip
-    """The row first (so GET answers at once), then the run; 503 if Prefect is away."""
+def _insert(session: Session, principal: Principal, remove_orphans: bool,
+            service_id: str | None) -> str:  # fmt: skip
+    """The check's row, committed (so GET answers at once); its id. Blocking."""
     row = DriftCheck(status=DRIFT_RUNNING, remove_orphans=remove_orphans, service_id=service_id,
                      tenant_id=principal.tenant_id, requested_by=principal.sub)  # fmt: skip
     session.add(row)
     session.commit()
+    return row.id
+
+
+async def _start(session: Session, check_id: str, remove_orphans: bool,
+                 service_id: str | None) -> str:  # fmt: skip
+    """Start the run of the inserted check on the event loop (no thread held while
+    Prefect answers), then record its id in a thread hop; 503 if Prefect is away, the
+    check then ended failed. The run's id."""
     try:
-        flow_run_id = from_thread.run(_launch_run, row.id, remove_orphans, service_id)
+        flow_run_id = await _launch_run(check_id, remove_orphans, service_id)
     except Exception as exc:
-        log.exception("could not start a drift check", extra={"check_id": row.id})
-        row.status = DRIFT_FAILED
-        row.error = f"could not start the check: {type(exc).__name__}"
-        row.finished_at = utcnow()
-        session.commit()
+        log.exception("could not start a drift check", extra={"check_id": check_id})
+        await run_in_threadpool(_not_started, session, check_id, type(exc).__name__)
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, "the orchestrator is not reachable; try again"
         ) from None
-    row.flow_run_id = flow_run_id
-    session.commit()
-    log.info("drift check started", extra={"check_id": row.id, "flow_run_id": flow_run_id,
+    await run_in_threadpool(_record, session, check_id, flow_run_id=flow_run_id)
+    log.info("drift check started", extra={"check_id": check_id, "flow_run_id": flow_run_id,
                                            "service_id": service_id,
                                            "remove_orphans": remove_orphans})  # fmt: skip
-    return row
+    return flow_run_id
+
+
+def _record(session: Session, check_id: str, **values: Any) -> None:
+    session.execute(update(DriftCheck).where(DriftCheck.id == check_id).values(**values))
+    session.commit()
+
+
+def _not_started(session: Session, check_id: str, error: str) -> None:
+    _record(session, check_id, status=DRIFT_FAILED, finished_at=utcnow(),
+            error=f"could not start the check: {error}")  # fmt: skip
 
 
 @router.post("/api/v1/drift-checks", status_code=202, response_model=DriftCheckAccepted,
              responses=ERRORS,
              summary="Check the whole fleet for drift; repair drifted services")  # fmt: skip
-def start_drift_check(
+async def start_drift_check(
     principal: OperatorDep,
     session: SessionDep,
     body: Annotated[DriftCheckBody | None, Body()] = None,
 ) -> DriftCheckAccepted:
-    row = _start(session, principal, body.remove_orphans if body else False, None)
-    assert row.flow_run_id is not None
-    return DriftCheckAccepted(id=row.id, flow_run_id=row.flow_run_id)
+    remove_orphans = body.remove_orphans if body else False
+    check_id = await run_in_threadpool(_insert, session, principal, remove_orphans, None)
+    flow_run_id = await _start(session, check_id, remove_orphans, None)
+    return DriftCheckAccepted(id=check_id, flow_run_id=flow_run_id)
 
 
 @router.get("/api/v1/drift-checks/{check_id}", response_model=DriftCheckOut, responses=ERRORS)
@@ -219,36 +241,54 @@ def get_drift_check(check_id: str, principal: OperatorDep, session: SessionDep) 
             response_model=ServiceDrift | DriftCheckAccepted,
             responses={**ERRORS, 202: {"model": DriftCheckAccepted}},
             summary="Read this service's devices now (a one-service drift check)")  # fmt: skip
-def service_drift(
+async def service_drift(
     service_id: str,
     principal: OperatorDep,
     session: SessionDep,
     response: Response,
     wait: Annotated[float, Query(ge=0, le=30, description="Seconds to wait for the report")] = 10,
 ) -> ServiceDrift | DriftCheckAccepted:
+    sid, check_id = await run_in_threadpool(_insert_for_service, session, principal, service_id)
+    flow_run_id = await _start(session, check_id, False, sid)
+    # The wait holds no thread (an await between reads) and no transaction (each read is
+    # a short hop that ends its own: on SQLite a transaction holds the write lock).
+    deadline = time.monotonic() + wait
+    state, report, error = await run_in_threadpool(_read, session, check_id)
+    while state == DRIFT_RUNNING and time.monotonic() < deadline:
+        await asyncio.sleep(POLL_SECONDS)
+        state, report, error = await run_in_threadpool(_read, session, check_id)
+    if state == DRIFT_RUNNING:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return DriftCheckAccepted(id=check_id, flow_run_id=flow_run_id)
+    if state == DRIFT_FAILED or not report:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            f"the drift check failed: {error or 'no report'}")  # fmt: skip
+    return _service_answer(check_id, report, sid)
+
+
+def _insert_for_service(session: Session, principal: Principal, service_id: str) -> tuple[str, str]:
+    """The service's checks (404, 409), then the check's row: the service's id and the
+    check's. Blocking."""
     svc = get_visible_service(session, principal, service_id)
     if svc.status != ServiceStatus.ACTIVE.value:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             f"a service in status {svc.status!r} has no plan state to compare (only active)",
         )
-    row = _start(session, principal, False, svc.id)
-    deadline = time.monotonic() + wait
-    while row.status == DRIFT_RUNNING and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)  # a threadpool route: the event loop is not held
-        session.refresh(row)
-    if row.status == DRIFT_RUNNING:
-        response.status_code = status.HTTP_202_ACCEPTED
-        assert row.flow_run_id is not None
-        return DriftCheckAccepted(id=row.id, flow_run_id=row.flow_run_id)
-    if row.status == DRIFT_FAILED or not row.report:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            f"the drift check failed: {row.error or 'no report'}")  # fmt: skip
-    return _service_answer(row, svc.id)
+    return svc.id, _insert(session, principal, False, svc.id)
 
 
-def _service_answer(row: DriftCheck, service_id: str) -> ServiceDrift:
-    report = row.report or {}
+def _read(session: Session, check_id: str) -> tuple[str, dict[str, Any] | None, str | None]:
+    """The check's status, report and error. Blocking; ends its transaction."""
+    q = select(DriftCheck.status, DriftCheck.report, DriftCheck.error)
+    try:
+        state, report, error = session.execute(q.where(DriftCheck.id == check_id)).one()
+    finally:
+        session.rollback()  # a read: nothing to keep, and no lock held until the next one
+    return state, report, error
+
+
+def _service_answer(check_id: str, report: dict[str, Any], service_id: str) -> ServiceDrift:
     for down in report.get("unreadable", []):
         if any(s["service_id"] == service_id for s in down["services"]):
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -259,4 +299,4 @@ def _service_answer(row: DriftCheck, service_id: str) -> ServiceDrift:
             status.HTTP_409_CONFLICT, "the service was no longer active when its devices were read"
         )
     drift = next((d for d in report.get("drifted", []) if d["service_id"] == service_id), None)
-    return ServiceDrift(id=row.id, in_sync=drift is None, diff=drift["diff"] if drift else "")
+    return ServiceDrift(id=check_id, in_sync=drift is None, diff=drift["diff"] if drift else "")

@@ -14,6 +14,7 @@ from fiberflow.api import errors, metrics, portal, realtime, realtime_bulk
 from fiberflow.api.dry_run import PLANNER, Planner
 from fiberflow.api.routes import (
     bulk,
+    bulk_decisions,
     discovery,
     drift_checks,
     events,
@@ -103,6 +104,7 @@ def create_app(
     app.include_router(reprovision.router)
     app.include_router(drift_checks.router)
     app.include_router(bulk.router)
+    app.include_router(bulk_decisions.router)
     app.include_router(inventory.router)
     app.include_router(events.router)
     app.include_router(realtime.router)

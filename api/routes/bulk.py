@@ -15,6 +15,7 @@ status forbids it is ``skipped``.
 The create is ``async def``: its checks and writes run in one hop to the thread pool,
 the Prefect call on the event loop (a request holds a thread only for its database
 work, as a single operation's does: api/operations.py), the commit in another hop.
+Approve, reject and cancel are in api/routes/bulk_decisions.py.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ import binascii
 import logging
 from typing import Annotated, Any
 
-from anyio import from_thread
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from fiberflow.api import bulk_dry_run, notices
+from fiberflow.api import bulk_dry_run
 from fiberflow.api.bulk_schemas import (
     BulkAccepted,
     BulkCreate,
@@ -48,12 +48,10 @@ from fiberflow.api.schemas import ErrorBody
 from fiberflow.api.state import AppState
 from fiberflow.core import bulk as core_bulk
 from fiberflow.core.db.models import BulkItem, BulkRun, ServiceInstance, ServiceStatus, utcnow
-from fiberflow.core.db.models.bulk import BULK_OPEN, BulkStatus, ItemState
-from fiberflow.core.launch import launch_bulk, resume_paused
+from fiberflow.core.db.models.bulk import BulkStatus, ItemState
+from fiberflow.core.launch import launch_bulk
 from fiberflow.core.tokens import Principal
 from fiberflow.devices.inventory import Inventory
-from fiberflow.events.bulk import publish_bulk_event
-from fiberflow.events.bulk_schema import BULK_PROGRESS
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/bulk", tags=["bulk"])
@@ -61,7 +59,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
 }
 NOT_FOUND = "some services were not found"
-OWN_APPROVAL = "the requester cannot approve their own bulk run"
 _CHUNK = 5_000  # ids per IN (...): well under SQLite's and PostgreSQL's bind limits
 
 
@@ -266,90 +263,3 @@ def list_items(
         ],  # fmt: skip
         next=base64.urlsafe_b64encode(str(items[-1].position).encode()).decode() if more else None,
     )
-
-
-def _progress(
-    state: AppState, session: Session, row: BulkRun, changes: list[core_bulk.Change]
-) -> None:
-    """A ``bulk.progress`` event for a change the API made (never fails the request)."""
-    try:
-        c = core_bulk.counts(session, row.id)
-        data = {"operation": row.operation, "status": row.status, "counts": c,
-                "total": sum(c.values()), "items": [ch.as_dict() for ch in changes]}  # fmt: skip
-        publish_bulk_event(notices.publisher(state), row.id, row.tenant_id, BULK_PROGRESS, data)
-    except Exception:
-        log.exception("could not publish a bulk event", extra={"bulk_id": row.id})
-
-
-def _resume(row: BulkRun, approve: bool, by: str) -> None:
-    """Hand the decision to the paused parent run (it also reads it from the row)."""
-    if row.flow_run_id is None:
-        return
-    try:
-        resumed = from_thread.run(resume_paused, row.flow_run_id, {"approve": approve, "by": by})
-    except Exception:
-        log.exception("could not resume the bulk run", extra={"bulk_id": row.id})
-        return
-    if not resumed:
-        log.warning("bulk run was not paused; its parent reads the decision from the database",
-                    extra={"bulk_id": row.id, "flow_run_id": row.flow_run_id})  # fmt: skip
-
-
-@router.post("/{bulk_id}/cancel", response_model=BulkOut, responses=ERRORS,
-             summary="Cancel: services not started are skipped; running ones finish")  # fmt: skip
-def cancel_bulk(
-    bulk_id: str, principal: OperatorDep, session: SessionDep, state: StateDep
-) -> BulkOut:
-    row = _visible_bulk(session, principal, bulk_id)
-    if BulkStatus(row.status) not in BULK_OPEN:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"the bulk run is already {row.status}")
-    waiting = row.status == BulkStatus.AWAITING_APPROVAL.value
-    if row.cancel_requested_at is None:
-        row.cancel_requested_at = utcnow()
-    changes = core_bulk.skip_pending(session, row.id, core_bulk.CANCELLED)
-    session.commit()
-    log.info("bulk run cancel requested",
-             extra={"bulk_id": row.id, "by": principal.sub, "skipped": len(changes)})  # fmt: skip
-    _progress(state, session, row, changes)
-    if waiting:
-        _resume(row, False, principal.sub)
-    session.refresh(row)
-    return _out(session, row)
-
-
-def _decide(bulk_id: str, principal: Principal, session: Session, approve: bool) -> BulkRun:
-    row = _visible_bulk(session, principal, bulk_id)
-    if row.status != BulkStatus.AWAITING_APPROVAL.value:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"the bulk run is {row.status}, not awaiting_approval"
-        )
-    if principal.sub == row.requested_by:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, OWN_APPROVAL)
-    if row.approved_by is not None or row.rejected_by is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "the bulk run was already decided")
-    if approve:
-        row.approved_by, row.approved_at = principal.sub, utcnow()
-    else:
-        row.rejected_by = principal.sub
-    session.commit()
-    # The audit trail of four-eyes: who decided what, for which requester.
-    log.warning(
-        "bulk run %s", "approved" if approve else "rejected",
-        extra={"bulk_id": row.id, "tenant_id": row.tenant_id, "operation": row.operation,
-               "requested_by": row.requested_by, "by": principal.sub},
-    )  # fmt: skip
-    _resume(row, approve, principal.sub)
-    session.refresh(row)
-    return row
-
-
-@router.post("/{bulk_id}/approve", response_model=BulkOut, responses=ERRORS,
-             summary="Four-eyes: another operator approves; the bulk run starts")  # fmt: skip
-def approve_bulk(bulk_id: str, principal: OperatorDep, session: SessionDep) -> BulkOut:
-    return _out(session, _decide(bulk_id, principal, session, True))
-
-
-@router.post("/{bulk_id}/reject", response_model=BulkOut, responses=ERRORS,
-             summary="Four-eyes: another operator rejects; every service is skipped")  # fmt: skip
-def reject_bulk(bulk_id: str, principal: OperatorDep, session: SessionDep) -> BulkOut:
-    return _out(session, _decide(bulk_id, principal, session, False))

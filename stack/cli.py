@@ -134,7 +134,6 @@ def worker(
 def deploy(data_dir: DataDir = None) -> None:
     """Create the work pool, the per-device session limits and the deployments."""
     from fiberflow.devices.inventory import InventoryError, load_inventory
-    from fiberflow.stack.prefect_setup import setup
 
     _use_data_dir(data_dir)
     s = get_settings()
@@ -142,6 +141,10 @@ def deploy(data_dir: DataDir = None) -> None:
     if not api_url:
         raise _fail("PREFECT_API_URL: no Prefect server (start `fiberflow up`, or set it)")
     os.environ["PREFECT_API_URL"] = api_url
+    # Imported only now: Prefect reads its settings once, at import (see `api`); imported
+    # earlier, it registered the deployments with a temporary server of its own.
+    from fiberflow.stack.prefect_setup import setup
+
     path = s.effective_inventory()
     try:
         inventory = load_inventory(path) if path else None

@@ -16,7 +16,7 @@ from prefect.client.schemas.actions import (
 from prefect.exceptions import ObjectNotFound
 
 from fiberflow.devices.inventory import Inventory
-from fiberflow.flows.deployments import WORK_POOL, apply_all
+from fiberflow.flows.deployments import WORK_POOL, aapply_all
 from fiberflow.tasks.devices import limit_name
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,17 @@ async def ensure_device_limits(inventory: Inventory) -> dict[str, int]:
     return wanted
 
 
+async def asetup(inventory: Inventory | None) -> list[str]:
+    """The work pool, the device limits and the deployments, sent together through one
+    client. The pool is created first: deployments name it."""
+    from prefect.context import AsyncClientContext
+
+    async with AsyncClientContext.get_or_create():
+        await ensure_work_pool()
+        limits = ensure_device_limits(inventory) if inventory is not None else asyncio.sleep(0)
+        _, ids = await asyncio.gather(limits, aapply_all())
+    return ids
+
+
 def setup(inventory: Inventory | None) -> list[str]:
-    asyncio.run(ensure_work_pool())
-    if inventory is not None:
-        asyncio.run(ensure_device_limits(inventory))
-    return apply_all()
+    return asyncio.run(asetup(inventory))

@@ -8,6 +8,7 @@ addresses it chose; an explicit environment variable always wins.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
         default=None, description="redis://HOST:PORT/DB; default: a Redis server of our own"
     )
     data_dir: Path = Path(".fiberflow")
+    # Kept across data dirs: pristine, migrated embedded PostgreSQL clusters that a fresh
+    # `up` copies instead of running initdb and the migrations (stack/cluster_cache.py).
+    cache_dir: Path = Field(default_factory=lambda: _user_cache_dir() / "fiberflow")
     jwt_secret: SecretStr | None = None
     # Explicit opt-in for a generated, persisted JWT key (make demo, local hacking).
     dev_mode: bool = False
@@ -104,7 +108,7 @@ class Settings(BaseSettings):
         blackout.parse(v)  # BlackoutError (a ValueError) names the malformed part
         return v
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "cache_dir")
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         return v.expanduser().resolve()
@@ -170,6 +174,12 @@ class Settings(BaseSettings):
         path.touch(mode=0o600)
         path.write_text(key)
         return key
+
+
+def _user_cache_dir() -> Path:
+    """$XDG_CACHE_HOME, or ~/.cache (the XDG default)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
 
 
 @lru_cache(maxsize=1)

@@ -150,6 +150,25 @@ class Supervisor:
         self.children.remove(child)
         return self.start(child.name, child.argv, env=child.env, user=child.user, nice=child.nice)
 
+    def stop(self, child: Child, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Stop one child: ``sig`` to its group, SIGKILL after ``timeout`` s. Its exit
+        code (-9 when killed)."""
+        _signal_group(child.pid, sig)
+        try:
+            code = child.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            code = -9
+        _signal_group(child.pid, signal.SIGKILL)  # whatever is left of its group
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.proc.wait(5)
+        self.forget(child)
+        return code
+
+    def forget(self, child: Child) -> None:
+        """No longer watch ``child`` (it exited as it should)."""
+        if child in self.children:
+            self.children.remove(child)
+
     def dead(self) -> Child | None:
         return next((c for c in self.children if not c.alive()), None)
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from fiberflow import __version__
-from fiberflow.api import errors, metrics, portal, realtime, realtime_bulk
+from fiberflow.api import errors, metrics, portal, realtime, realtime_bulk, sse_route
 from fiberflow.api.dry_run import PLANNER, Planner
 from fiberflow.api.routes import (
     bulk,
@@ -111,4 +111,10 @@ def create_app(
     app.include_router(realtime_bulk.router)
     app.include_router(portal.router)
     app.include_router(metrics.router)
+    # The event streams, served ahead of the rest of the stack (api/sse_route.py).
+    app.add_middleware(
+        sse_route.StreamRoutes,
+        routes=sse_route.stream_routes(realtime.router, realtime_bulk.router),
+        prefix=realtime.router.prefix + "/",
+    )
     return app

@@ -1,6 +1,6 @@
 """One SSE connection's machinery, kept small because thousands stay open per process.
 
-``StreamResponse`` is a plain ASGI response of our own (headers, ``id:``/``event:``/
+``EventStream`` is a plain ASGI response of our own (headers, ``id:``/``event:``/
 ``data:`` messages encoded by sse-starlette's public ``ServerSentEvent``, ping
 comments, a send timeout, disconnect detection) that streams from the request's own
 task: sse-starlette's ``EventSourceResponse`` runs four tasks per connection (stream,
@@ -8,7 +8,7 @@ ping, exit watcher, disconnect listener), ~22 KB of the ~48 KB an idle connectio
 (tracemalloc, see docs/benchmarks.md). Disconnects come from uvicorn's ``receive()``
 in one plain task, heartbeats from one ``Heartbeats`` ticker per process, shutdown
 from one exit-signal watcher per process (api/realtime.py). ``ConnectionLimiter``
-caps streams per tenant.
+caps streams per tenant. api/sse_route.py opens streams and serves them.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import logging
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.background import BackgroundTask
-from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from fiberflow.api.sse_wire import ping_bytes, wire
@@ -94,13 +92,13 @@ class Heartbeats:
 
     def __init__(self, interval: float, groups: int = 16) -> None:
         self.interval = interval
-        self._groups: list[set[StreamResponse]] = [set() for _ in range(groups)]
+        self._groups: list[set[EventStream]] = [set() for _ in range(groups)]
         self._deal = 0
         self._added = 0
         self._freezer = _GcFreezer()
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, stream: StreamResponse) -> int:
+    def add(self, stream: EventStream) -> int:
         self._added += 1
         group = self._deal
         self._deal = (group + 1) % len(self._groups)
@@ -109,7 +107,7 @@ class Heartbeats:
             self._task = asyncio.create_task(self._run(), name="sse-heartbeats")
         return group
 
-    def discard(self, stream: StreamResponse, group: int) -> None:
+    def discard(self, stream: EventStream, group: int) -> None:
         self._groups[group].discard(stream)
 
     def __len__(self) -> int:
@@ -155,27 +153,40 @@ _RAW_HEADERS = (
 )
 
 
-class StreamResponse(Response):
-    """The SSE response of one connection: ``service_id``'s events after ``after``.
+class EventStream:
+    """The SSE response of one connection, an ASGI app: ``service_id``'s events after
+    ``after`` (a bulk run's id works the same way).
 
-    A Starlette ``Response`` only so that FastAPI returns it as it is;
-    ``Response.__init__`` is not called (it would build the same headers again for
-    every connection): status, headers and separator are class attributes. The
-    request's own task streams; the only other task is uvicorn's ``receive()``
-    (disconnect detection), with a done callback instead of a wrapper coroutine;
-    heartbeats come from the process's ``Heartbeats``; shutdown is watched once per
-    process (``realtime_lifespan``), which stops the hub and so ends every stream.
-    Heartbeat and disconnect wake the stream through its subscription.
+    Status, headers and separator are class attributes, built once. The request's own
+    task streams; the only other task is uvicorn's ``receive()`` (disconnect
+    detection), with a done callback instead of a wrapper coroutine; heartbeats come
+    from the process's ``Heartbeats``; shutdown is watched once per process
+    (``realtime_lifespan``), which stops the hub and so ends every stream. Heartbeat
+    and disconnect wake the stream through its subscription. Slots: thousands are open
+    at once, for hours.
 
-    Frees the tenant's connection slot however the response ends.
+    Frees the tenant's connection slot however the response ends, also when it is
+    called with a dead client (send raises) or cancelled.
     """
 
-    # No class-level media_type (the Content-Type is in the raw headers): FastAPI would
-    # take it for the media type of the route's JSON error responses in the OpenAPI.
+    __slots__ = (
+        "_hub",
+        "_sessions",
+        "_service_id",
+        "_after",
+        "_heartbeats",
+        "_send_timeout",
+        "_limiter",
+        "_tenant_id",
+        "_stream",
+        "_receive",
+        "_rx",
+        "_ping_due",
+        "_active",
+    )
+
     status_code = 200
-    raw_headers = _RAW_HEADERS  # type: ignore[assignment]  # a tuple on purpose, see above
-    # FastAPI sets it (None: this route declares no background tasks).
-    background: BackgroundTask | None = None
+    raw_headers = _RAW_HEADERS
     sep = "\r\n"
 
     def __init__(
@@ -205,21 +216,17 @@ class StreamResponse(Response):
         self._active = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # One coroutine for the whole stream (no inner one): a frame less per connection.
         SSE_CONNECTIONS.inc()
+        stream: ServiceStream | None = None
+        group = -1
         try:
-            await self._serve(receive, send)
-        finally:
-            SSE_CONNECTIONS.dec()
-            self._limiter.release(self._tenant_id)
-
-    async def _serve(self, receive: Receive, send: Send) -> None:
-        stream = self._stream = ServiceStream(
-            self._hub, self._sessions, self._service_id, self._after
-        )
-        self._receive = receive
-        self._listen()
-        group = self._heartbeats.add(self)
-        try:
+            stream = self._stream = ServiceStream(
+                self._hub, self._sessions, self._service_id, self._after
+            )
+            self._receive = receive
+            self._listen()
+            group = self._heartbeats.add(self)
             await self._send(
                 send,
                 {
@@ -245,10 +252,14 @@ class StreamResponse(Response):
                 self._active = False
                 await self._send_body(send, b"", more_body=False)
         finally:
-            self._heartbeats.discard(self, group)
+            if group >= 0:
+                self._heartbeats.discard(self, group)
             if self._rx is not None:
                 self._rx.cancel()
-            stream.close()
+            if stream is not None:
+                stream.close()
+            SSE_CONNECTIONS.dec()
+            self._limiter.release(self._tenant_id)
 
     async def _send(self, send: Send, message: Message) -> None:
         try:

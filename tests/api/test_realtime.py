@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,26 +20,6 @@ from tests.events.helpers import Workflow
 from tests.fixtures.sse_api import ApiServer, start_stack
 
 STREAM = "/api/v1/realtime/service-lifecycle/{}"
-
-
-@pytest.fixture(scope="module")
-def api_engine(sse_api: ApiServer) -> Iterator[Engine]:
-    engine = make_engine(sse_api.database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def pub(sse_api: ApiServer, api_engine: Engine) -> Iterator[EventPublisher]:
-    p = EventPublisher(api_engine, connect_sync(sse_api.redis_url), coalescer=Coalescer(0))
-    yield p
-    p.close()
-
-
-@pytest.fixture
-async def client(sse_api: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sse_api.url, timeout=WAIT) as c:
-        yield c
 
 
 def _workflow(engine: Engine, customer: str = "cust-1") -> Workflow:
@@ -271,6 +250,25 @@ async def test_per_tenant_cap_429_with_retry_after(
                 break
         assert asyncio.get_running_loop().time() < deadline, "slots were never released"
         await asyncio.sleep(0.1)
+
+
+async def test_refused_streams_take_no_slot(
+    sse_api: ApiServer, api_engine: Engine, client: httpx.AsyncClient
+) -> None:
+    """Answers refused before the stream (404, 422) leave the tenant's 3 slots free."""
+    wf = _workflow(api_engine)
+    headers = auth(sse_api.jwt_key, wf.tenant_id)
+    for _ in range(2):
+        assert (await client.get(STREAM.format(uuid.uuid4()), headers=headers)).status_code == 404
+        bad = {**headers, "Last-Event-ID": "-1"}
+        assert (await client.get(STREAM.format(wf.service_id), headers=bad)).status_code == 422
+    path = STREAM.format(wf.service_id)
+    async with (
+        client.stream("GET", path, headers=headers) as a,
+        client.stream("GET", path, headers=headers) as b,
+        client.stream("GET", path, headers=headers) as c,
+    ):
+        assert (a.status_code, b.status_code, c.status_code) == (200, 200, 200)
 
 
 async def test_two_api_processes_both_deliver_every_event(

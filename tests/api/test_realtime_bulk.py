@@ -5,42 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
-import pytest
 from sqlalchemy import Engine
 
-from fiberflow.core.db.engine import make_engine
 from fiberflow.events.bulk_schema import validate_bulk_event
-from fiberflow.events.coalesce import Coalescer
-from fiberflow.events.publisher import EventPublisher, connect_sync
-from tests.api.sse import WAIT, SseReader, auth
+from fiberflow.events.publisher import EventPublisher
+from tests.api.sse import SseReader, auth
 from tests.events.helpers import Workflow
 from tests.fixtures.bulk_page import SimulatedBulk, insert_bulk
 from tests.fixtures.sse_api import ApiServer
 
 STREAM = "/api/v1/realtime/bulk/{}"
-
-
-@pytest.fixture(scope="module")
-def api_engine(sse_api: ApiServer) -> Iterator[Engine]:
-    engine = make_engine(sse_api.database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def pub(sse_api: ApiServer, api_engine: Engine) -> Iterator[EventPublisher]:
-    p = EventPublisher(api_engine, connect_sync(sse_api.redis_url), coalescer=Coalescer(0))
-    yield p
-    p.close()
-
-
-@pytest.fixture
-async def client(sse_api: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sse_api.url, timeout=WAIT) as c:
-        yield c
 
 
 def _bulk(engine: Engine) -> SimulatedBulk:

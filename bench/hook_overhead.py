@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def start_prefect(servers: Servers) -> str:
     import httpx
 
-    from fiberflow.stack.supervisor import prefect_env
+    from fiberflow.stack.prefect_env import prefect_env
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"

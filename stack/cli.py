@@ -57,7 +57,8 @@ def up(
     data_dir: DataDir = None,
 ) -> None:
     """Run the whole stack in the foreground until Ctrl-C or SIGTERM."""
-    from fiberflow.stack.supervisor import Stack, StackError, UpOptions
+    from fiberflow.stack.readiness import StackError
+    from fiberflow.stack.supervisor import Stack, UpOptions
 
     _use_data_dir(data_dir)
     _setup_logging()
@@ -117,7 +118,7 @@ def worker(
     name: Annotated[str | None, typer.Option(help="Worker name (default: host and pid)")] = None,
 ) -> None:
     """Start one more Prefect worker against the stack's server (process work pool)."""
-    from fiberflow.stack.supervisor import prefect_env, worker_argv
+    from fiberflow.stack.prefect_env import prefect_env, worker_argv
 
     _use_data_dir(data_dir)
     s = get_settings()

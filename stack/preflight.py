@@ -11,7 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from fiberflow.core.db.engine import make_engine, normalize_url
-from fiberflow.core.settings import ConfigError
+from fiberflow.core.settings import ConfigError, Settings
+from fiberflow.stack.prefect_env import prefect_database_url
 from fiberflow.stack.procs import port_in_use
 
 
@@ -64,3 +65,28 @@ def redis_url(url: str) -> None:
         raise ConfigError("FIBERFLOW_REDIS_URL", f"cannot connect: {exc}") from None
     finally:
         client.close()
+
+
+def up(settings: Settings, api_port: int, prefect_port: int) -> None:
+    """Everything ``up`` checks, in this order: what the settings name and its ports."""
+    s = settings
+    data_dir(s.data_dir)
+    port_free("--api-port", api_port)
+    port_free("--prefect-port", prefect_port)
+    if api_port == prefect_port:
+        raise ConfigError("--prefect-port", "must differ from --api-port")
+    s.jwt_key()
+    if s.database_url:
+        database(s.database_url)
+    if s.prefect_database_url:
+        prefect_database_url(s.prefect_database_url)  # refuses what asyncpg can't take
+        database(s.prefect_database_url, "FIBERFLOW_PREFECT_DATABASE_URL")
+    if s.redis_url:
+        redis_url(s.redis_url)
+    if s.inventory is not None:
+        from fiberflow.devices.inventory import InventoryError, load_inventory
+
+        try:
+            load_inventory(s.inventory)
+        except InventoryError as exc:
+            raise ConfigError("FIBERFLOW_INVENTORY", str(exc)) from None

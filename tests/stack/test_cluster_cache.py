@@ -21,7 +21,7 @@ from fiberflow.stack.supervisor import Stack, UpOptions
 
 pytestmark = pytest.mark.slow
 
-SUPERVISOR = "fiberflow.stack.supervisor"
+POSTGRES_SETUP = "fiberflow.stack.postgres_setup"
 
 
 def _start(data_dir: Path, cache_dir: Path, caplog: pytest.LogCaptureFixture) -> str:
@@ -31,7 +31,7 @@ def _start(data_dir: Path, cache_dir: Path, caplog: pytest.LogCaptureFixture) ->
     settings = Settings(data_dir=data_dir, cache_dir=cache_dir, dev_mode=True)
     stack = Stack(settings, UpOptions())
     try:
-        with caplog.at_level(logging.INFO, logger=SUPERVISOR):
+        with caplog.at_level(logging.INFO, logger=POSTGRES_SETUP):
             pg = stack.start_postgres()
         assert pg is not None
         _assert_migrated(pg.url("fiberflow"), pg.url("prefect"))

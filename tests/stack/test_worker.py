@@ -26,7 +26,7 @@ from fiberflow.flows.deployments import DEPLOYMENTS
 from fiberflow.lab.admin import admin_call
 from fiberflow.lab.harness import running_stack, wait_healthy
 from fiberflow.stack import run_outcome, worker
-from fiberflow.stack.supervisor import worker_argv
+from fiberflow.stack.prefect_env import worker_argv
 from tests.fixtures.stack import start_slow_provisioning
 
 

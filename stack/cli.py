@@ -5,13 +5,21 @@ from __future__ import annotations
 import os
 import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
 from fiberflow.core.settings import ConfigError, get_settings
+from fiberflow.stack.cli_common import (
+    ApiPort,
+    DataDir,
+    PrefectPort,
+    fail,
+    setup_logging,
+    use_data_dir,
+)
+from fiberflow.stack.cli_lab import lab_app
 
 app = typer.Typer(
     name="fiberflow",
@@ -22,32 +30,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data directory (default $FIBERFLOW_DATA_DIR or ./.fiberflow)"),
-]
-
-ApiPort = Annotated[int, typer.Option(help="Port of the API and portal")]
-PrefectPort = Annotated[int, typer.Option(help="Port of the Prefect server and UI")]
-
-
-def _use_data_dir(data_dir: Path | None) -> None:
-    if data_dir is not None:
-        os.environ["FIBERFLOW_DATA_DIR"] = str(data_dir)
-    get_settings.cache_clear()
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"fiberflow: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _setup_logging() -> None:
-    from fiberflow.core.logs import configure
-
-    s = get_settings()
-    configure(s.log_level, s.log_json)
+app.add_typer(lab_app, name="lab")  # stack/cli_lab.py
 
 
 @app.command()
@@ -60,15 +43,15 @@ def up(
     from fiberflow.stack.readiness import StackError
     from fiberflow.stack.supervisor import Stack, UpOptions
 
-    _use_data_dir(data_dir)
-    _setup_logging()
+    use_data_dir(data_dir)
+    setup_logging()
     try:
         stack = Stack(get_settings(), UpOptions(api_port=api_port, prefect_port=prefect_port))
         code = stack.run(on_ready=_print_ready)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except StackError as exc:
-        raise _fail(str(exc), code=1) from None
+        raise fail(str(exc), code=1) from None
     raise typer.Exit(code)
 
 
@@ -86,8 +69,8 @@ def api(
     data_dir: DataDir = None,
 ) -> None:
     """Run the API (REST, SSE relay, portal) alone; joins the `up` stack of --data-dir."""
-    _use_data_dir(data_dir)
-    _setup_logging()
+    use_data_dir(data_dir)
+    setup_logging()
     s = get_settings()
     prefect_url = s.effective_prefect_api_url()
     if prefect_url:
@@ -107,7 +90,7 @@ def api(
     try:
         application = create_app(s, background=[reconciler_job], planner=plan)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     # timeout_graceful_shutdown bounds shutdown: open SSE streams must not hold it forever.
     uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
@@ -120,11 +103,11 @@ def worker(
     """Start one more Prefect worker against the stack's server (process work pool)."""
     from fiberflow.stack.prefect_env import prefect_env, worker_argv
 
-    _use_data_dir(data_dir)
+    use_data_dir(data_dir)
     s = get_settings()
     api_url = s.effective_prefect_api_url()
     if not api_url:
-        raise _fail("PREFECT_API_URL: no Prefect server (start `fiberflow up`, or set it)")
+        raise fail("PREFECT_API_URL: no Prefect server (start `fiberflow up`, or set it)")
     os.environ.update(prefect_env(s.data_dir, api_url))
     os.environ["FIBERFLOW_DATA_DIR"] = str(s.data_dir)
     argv = worker_argv(name or f"worker-{os.uname().nodename}-{os.getpid()}", s.worker_mode)
@@ -136,11 +119,11 @@ def deploy(data_dir: DataDir = None) -> None:
     """Create the work pool, the per-device session limits and the deployments."""
     from fiberflow.devices.inventory import InventoryError, load_inventory
 
-    _use_data_dir(data_dir)
+    use_data_dir(data_dir)
     s = get_settings()
     api_url = s.effective_prefect_api_url()
     if not api_url:
-        raise _fail("PREFECT_API_URL: no Prefect server (start `fiberflow up`, or set it)")
+        raise fail("PREFECT_API_URL: no Prefect server (start `fiberflow up`, or set it)")
     os.environ["PREFECT_API_URL"] = api_url
     # Imported only now: Prefect reads its settings once, at import (see `api`); imported
     # earlier, it registered the deployments with a temporary server of its own.
@@ -150,169 +133,9 @@ def deploy(data_dir: DataDir = None) -> None:
     try:
         inventory = load_inventory(path) if path else None
     except InventoryError as exc:
-        raise _fail(f"FIBERFLOW_INVENTORY: {exc}") from None
+        raise fail(f"FIBERFLOW_INVENTORY: {exc}") from None
     ids = setup(inventory)
     typer.echo(f"{len(ids)} deployments registered")
-
-
-lab_app = typer.Typer(help="Run the device lab (OLTs, BNG, RADIUS, NAS) and write its inventory.")
-app.add_typer(lab_app, name="lab")
-lab_ont_app = typer.Typer(help="Plug ONTs into a running lab's OLTs, or unplug them.")
-lab_app.add_typer(lab_ont_app, name="ont")
-
-
-@lab_app.callback(invoke_without_command=True)
-def lab(
-    ctx: typer.Context,
-    data_dir: DataDir = None,
-    inventory: Annotated[
-        Path | None,
-        typer.Option(
-            "--inventory", help="Inventory YAML to write (default DATA_DIR/lab-inventory.yaml)"
-        ),
-    ] = None,
-    olts: Annotated[
-        int | None,
-        typer.Option(
-            "--olts",
-            envvar="FIBERFLOW_LAB_OLTS",
-            help="OLTs to run: olt-1 and olt-2 share bng-1, each further one has a BNG of "
-            "its own (3,900 services per BNG; 7 OLTs hold 23,400). Default: as many as "
-            "the saved lab state has, at least 2",
-        ),
-    ] = None,
-) -> None:
-    """Run the device lab (OLTs, BNG, RADIUS, NAS) and write its inventory."""
-    if ctx.invoked_subcommand is not None:
-        return
-    import signal
-    import threading
-
-    from fiberflow.core.db.migrate import upgrade as run_upgrade
-    from fiberflow.devices.base import DeviceError
-    from fiberflow.lab.lab_inventory import MAX_OLTS, capacity, probe_writable
-    from fiberflow.lab.persist import STATE_FILE, LabStateError
-    from fiberflow.lab.runner import INVENTORY_FILE, LAB_FILE, LabStack
-    from fiberflow.stack import preflight
-
-    _use_data_dir(data_dir)
-    _setup_logging()
-    s = get_settings()
-    target = (inventory or s.data_dir / INVENTORY_FILE).expanduser().absolute()
-    if olts is not None and not 1 <= olts <= MAX_OLTS:
-        raise _fail(f"--olts: must be 1 to {MAX_OLTS}, not {olts}")
-    try:
-        preflight.data_dir(s.data_dir)
-        try:
-            probe_writable(target)
-        except OSError as exc:
-            raise ConfigError("--inventory", f"cannot write {target} ({exc.strerror})") from None
-        url = s.effective_database_url()
-        preflight.database(url)
-        run_upgrade(url)  # the lab RADIUS server reads the FreeRADIUS tables
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    ready = s.data_dir / LAB_FILE
-    ready.unlink(missing_ok=True)  # stale from a killed run: it must mean "ready" only now
-    try:
-        # The devices' state survives restarts in the data dir (lab/persist.py).
-        with LabStack(url, olts=olts, state_file=s.data_dir / STATE_FILE) as running:
-            try:
-                running.write_inventory(target)
-                running.write_ready_file(ready, target)
-                for ep in running.endpoints:
-                    typer.echo(f"{ep.name:<7} {ep.platform:<15} {ep.host}:{ep.port}/{ep.transport}")
-                typer.echo(f"lab inventory: {target} (Ctrl-C stops the lab)")
-                typer.echo(f"capacity: {capacity(len(running.olts)):,} services")
-                while not stop.wait(0.5):
-                    pass
-            finally:
-                ready.unlink(missing_ok=True)
-    except LabStateError as exc:
-        raise _fail(str(exc)) from None
-    except (OSError, DeviceError) as exc:
-        raise _fail(f"the lab could not start: {exc}", code=1) from None
-
-
-@lab_ont_app.command("plug")
-def lab_ont_plug(
-    olt: Annotated[str, typer.Option("--olt", help="OLT name, e.g. olt-1")],
-    pon_port: Annotated[str, typer.Option("--pon-port", help="PON port F/S/P, e.g. 0/1/3")],
-    serial: Annotated[str, typer.Option("--serial", help="ONT serial: 16 hex digits")],
-    rx_power: Annotated[
-        float | None,
-        typer.Option("--rx-power", help="ONT receive power in dBm (default: -22..-18)"),
-    ] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """Plug an ONT into a PON port: it shows in `display ont autofind` until registered."""
-    from fiberflow.lab.plug_client import PlugError, plug
-
-    _use_data_dir(data_dir)
-    try:
-        done = plug(get_settings().data_dir, olt, pon_port, serial, rx_power)
-    except PlugError as exc:
-        raise _fail(str(exc)) from None
-    typer.echo(f"{done['serial']} plugged into {done['olt']} {done['fsp']} "
-               f"(rx {done['rx_power_dbm']:.2f} dBm)")  # fmt: skip
-
-
-@lab_ont_app.command("unplug")
-def lab_ont_unplug(
-    serial: Annotated[str, typer.Option("--serial", help="ONT serial: 16 hex digits")],
-    olt: Annotated[
-        str | None, typer.Option("--olt", help="OLT name (default: every OLT of the lab)")
-    ] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """Unplug an ONT: it leaves autofind; registered, it goes offline."""
-    from fiberflow.lab.plug_client import PlugError, unplug
-
-    _use_data_dir(data_dir)
-    try:
-        olts = unplug(get_settings().data_dir, serial, olt)
-    except PlugError as exc:
-        raise _fail(str(exc)) from None
-    typer.echo(f"{serial.upper()} unplugged from {', '.join(olts)}")
-
-
-@lab_app.command("seed")
-def lab_seed(
-    services: Annotated[
-        int, typer.Option("--services", help="How many active services to write, e.g. 20000")
-    ],
-    tenant: Annotated[
-        str | None, typer.Option("--tenant", help="Their tenant (a UUID; default the demo's)")
-    ] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """Write N active services at once, as if each had been provisioned: service rows,
-    IP and VLAN allocations and RADIUS rows in the database, ONTs, service-ports and
-    sub-interfaces on the running lab's devices. All or nothing."""
-    import time
-
-    from fiberflow.lab.seed import SeedFailed, SeedRefused, seed_services
-    from fiberflow.stack.demo import DEMO_TENANT
-
-    _use_data_dir(data_dir)
-    s = get_settings()
-    started = time.monotonic()
-    try:
-        done = seed_services(
-            s.data_dir, s.effective_database_url(), services, tenant or DEMO_TENANT
-        )
-    except SeedRefused as exc:
-        raise _fail(str(exc)) from None
-    except SeedFailed as exc:
-        raise _fail(str(exc), code=1) from None
-    spread = ", ".join(f"{name} {count:,}" for name, count in sorted(done.per_device.items()))
-    phases = ", ".join(f"{name} {sec:.1f} s" for name, sec in done.seconds.items())
-    typer.echo(f"{done.services:,} active services seeded for tenant {done.tenant_id} "
-               f"in {time.monotonic() - started:.1f} s ({phases})")  # fmt: skip
-    typer.echo(f"  {spread}")
 
 
 @app.command()
@@ -324,14 +147,14 @@ def demo(
     """Start the stack, provision a demo subscriber with live progress, print the portal link."""
     from fiberflow.stack.demo import DemoError, DemoOptions, run_demo
 
-    _use_data_dir(data_dir)
-    _setup_logging()
+    use_data_dir(data_dir)
+    setup_logging()
     try:
         code = run_demo(get_settings(), DemoOptions(api_port=api_port, prefect_port=prefect_port))
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except DemoError as exc:
-        raise _fail(str(exc), code=1) from None
+        raise fail(str(exc), code=1) from None
     raise typer.Exit(code)
 
 
@@ -341,7 +164,7 @@ def db_upgrade(data_dir: DataDir = None) -> None:
     from fiberflow.core.db.migrate import upgrade as run_upgrade
     from fiberflow.stack import preflight
 
-    _use_data_dir(data_dir)
+    use_data_dir(data_dir)
     s = get_settings()
     try:
         preflight.data_dir(s.data_dir)
@@ -349,7 +172,7 @@ def db_upgrade(data_dir: DataDir = None) -> None:
         preflight.database(url)
         run_upgrade(url)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo("database is at the newest schema")
 
 
@@ -364,20 +187,20 @@ def token(
     """Print a signed JWT alone on stdout."""
     from fiberflow.core.tokens import ROLES, issue
 
-    _use_data_dir(data_dir)
+    use_data_dir(data_dir)
     if role not in ROLES:
-        raise _fail(f"--role: must be one of {', '.join(ROLES)}")
+        raise fail(f"--role: must be one of {', '.join(ROLES)}")
     if not 0 < ttl_hours <= 24 * 366:
-        raise _fail("--ttl-hours: must be between 0 and 8784")
+        raise fail("--ttl-hours: must be between 0 and 8784")
     subject = sub or f"{role}@{tenant}"
     settings = get_settings()  # outside the try: a bad setting is not a bad --tenant
     try:
         key = settings.jwt_key()
         jwt = issue(key, tenant_id=tenant, role=role, sub=subject, ttl=timedelta(hours=ttl_hours))
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except ValueError:
-        raise _fail(f"--tenant: {tenant!r} is not a UUID") from None
+        raise fail(f"--tenant: {tenant!r} is not a UUID") from None
     sys.stdout.write(jwt + "\n")
 
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from fiberflow import __version__
-from fiberflow.api import errors, metrics, portal, realtime, realtime_bulk, sse_route
+from fiberflow.api import errors, metrics, operations, portal, realtime, realtime_bulk, sse_route
 from fiberflow.api.dry_run import PLANNER, Planner
 from fiberflow.api.routes import (
     bulk,
@@ -28,6 +28,7 @@ from fiberflow.api.routes import (
 )
 from fiberflow.api.state import AppState
 from fiberflow.core.db.engine import make_engine, session_factory
+from fiberflow.core.launch import Launcher
 from fiberflow.core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("api starting", extra={"service": "api"})
         try:
-            async with realtime.realtime_lifespan(state), AsyncExitStack() as jobs:
+            async with (
+                realtime.realtime_lifespan(state),
+                Launcher() as launcher,
+                AsyncExitStack() as jobs,
+            ):
+                state.extras[operations.LAUNCHER] = launcher
                 for job in background:
                     await jobs.enter_async_context(job(state))
                 yield

@@ -33,6 +33,7 @@ from fiberflow.api.state import AppState
 from fiberflow.core import transition as core_transition
 from fiberflow.core.catalogue import LifecycleOperation
 from fiberflow.core.db.models import Operation, ServiceInstance
+from fiberflow.core.launch import Launcher
 from fiberflow.core.launch import launch as core_launch
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,11 @@ async def finish(state: AppState, pending: Pending, session: Session) -> Accepte
     pending's ``give_back`` has dealt with the service and its announcement has ended
     failed. ``session`` is the one :func:`prepare` used: one thread at a time uses it."""
     try:
-        flow_run_id = await launch(pending.service_id, pending.operation, dict(pending.params))
+        found = state.extras.get(LAUNCHER)
+        launcher = found if isinstance(found, Launcher) else None
+        flow_run_id = await launch(
+            pending.service_id, pending.operation, dict(pending.params), launcher
+        )
     except Exception as exc:
         log.exception(
             "could not start %s", pending.operation.value, extra={"service_id": pending.service_id}
@@ -158,8 +163,20 @@ def _not_started(state: AppState, pending: Pending, session: Session, error: str
                         pending.queued, UNREACHABLE)  # fmt: skip
 
 
-async def launch(service_id: str, operation: Operation, parameters: dict[str, Any]) -> str:
-    """Create the flow run; returns its id. Raises on an unreachable Prefect server."""
+LAUNCHER = "launcher"  # state.extras: the app's core.launch.Launcher (api/app.py)
+
+
+async def launch(
+    service_id: str,
+    operation: Operation,
+    parameters: dict[str, Any],
+    launcher: Launcher | None = None,
+) -> str:
+    """Create the flow run; returns its id. Raises on an unreachable Prefect server.
+    Through the app's ``launcher`` (one Prefect client, deployment ids read once) when
+    there is one."""
+    if launcher is not None:
+        return await launcher.launch(service_id, operation, parameters)
     return await core_launch(service_id, operation, parameters)
 
 

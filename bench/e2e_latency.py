@@ -218,8 +218,8 @@ def measure(args: argparse.Namespace, tmp: Path, variant: str) -> Measured:
     }
     if variant == "sqlite":
         env["FIBERFLOW_DATABASE_URL"] = f"sqlite:///{tmp / 'fiberflow.db'}"
-    if variant == "pg-nice0":
-        env["FIBERFLOW_WORKER_NICE"] = "0"
+    if variant.startswith("pg-nice"):
+        env["FIBERFLOW_WORKER_NICE"] = variant.removeprefix("pg-nice")
     with running_stack(tmp, **env) as stack:
         wait_healthy(stack.api_url, stack.proc, timeout=300)
         info = stack.info()
@@ -248,9 +248,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--variants",
         default="pg,sqlite",
-        help="one stack each: pg = embedded defaults (PostgreSQL), pg-nice0 = the same "
-        "with the worker at the API's CPU priority (FIBERFLOW_WORKER_NICE=0, as before "
-        "0.2.1), sqlite = project database on SQLite (the default before 0.2.0)",
+        help="one stack each: pg = embedded defaults (PostgreSQL), pg-niceN = the same "
+        "with FIBERFLOW_WORKER_NICE=N (pg-nice0: the worker at the API's CPU priority, as "
+        "before 0.2.1), sqlite = project database on SQLite (the default before 0.2.0)",
     )
     ap.add_argument("--timeout", type=float, default=600.0, help="bound on each phase, s")
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown to append to")

@@ -7,11 +7,19 @@ Prefect server for the run and return at once; a worker picks it up.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import httpx
 
 from fiberflow.core import catalogue
 from fiberflow.core.catalogue import Operation
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
 
 
 async def launch(
@@ -34,13 +42,96 @@ async def launch(
         catalogue.of(operation).deployment.full_name,
         parameters={"service_id": service_id, **parameters},
         timeout=0,
-        tags=[f"service:{service_id}", f"operation:{operation.value}", *tags],
+        tags=[*_tags(service_id, operation), *tags],
         # Started from inside a flow (discovery), the run stands alone like one the API
         # starts: the same hooks, the same reconciler, no parent to wait for it.
         as_subflow=as_subflow,
         idempotency_key=idempotency_key,
     )
     return str(run.id)
+
+
+def _tags(service_id: str, operation: Operation) -> list[str]:
+    return [f"service:{service_id}", f"operation:{operation.value}"]
+
+
+class Launcher:
+    """:func:`launch` for a long-lived process that starts many runs (the API): one
+    Prefect client for the process's life, each deployment's id read once. A launch is
+    then one request to the Prefect server, where ``arun_deployment`` makes a client,
+    reads the deployment and creates the run: under a burst of a hundred orders that
+    work is CPU the API's event loop spends before it answers the others.
+
+    An async context manager: the client is made on the first launch (in the loop that
+    serves the requests) and closed on exit. Top-level runs only (no subflows, no
+    idempotency keys: the API's runs have neither)."""
+
+    def __init__(self) -> None:
+        self._client: PrefectClient | None = None
+        self._ids: dict[str, UUID] = {}
+
+    async def __aenter__(self) -> Launcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._drop_client()
+
+    async def launch(
+        self, service_id: str, operation: Operation, parameters: dict[str, Any]
+    ) -> str:
+        """Create the flow run; returns its id. Raises on an unreachable Prefect server."""
+        from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+        name = catalogue.of(operation).deployment.full_name
+        arguments = {"service_id": service_id, **parameters}
+        try:
+            try:
+                return await self._create(name, arguments, _tags(service_id, operation))
+            except (ObjectNotFound, PrefectHTTPStatusError) as exc:
+                # A 404: the deployment was deleted and registered again (a new id). The
+                # create answers it as an HTTP error, not as ObjectNotFound.
+                if isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code != 404:
+                    raise
+                self._ids.pop(name, None)
+                return await self._create(name, arguments, _tags(service_id, operation))
+        except httpx.ConnectError:
+            # No server there (stopped, moved): the next launch starts from a new client,
+            # with the Prefect settings of that moment. Other launches on this client
+            # could not connect either; a slow or refusing server keeps its client.
+            await self._drop_client()
+            raise
+
+    async def _create(self, name: str, parameters: dict[str, Any], tags: list[str]) -> str:
+        from prefect.states import Scheduled
+
+        client = await self._connected()
+        deployment_id = self._ids.get(name)
+        if deployment_id is None:
+            deployment_id = self._ids[name] = (await client.read_deployment_by_name(name)).id
+        run = await client.create_flow_run_from_deployment(
+            deployment_id, parameters=parameters, state=Scheduled(), tags=tags
+        )
+        return str(run.id)
+
+    async def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.__aexit__(None, None, None)
+
+    async def _connected(self) -> PrefectClient:
+        if self._client is None:
+            from prefect.client.orchestration import get_client
+
+            client = get_client()
+            await client.__aenter__()
+            self._client = client
+        return self._client
 
 
 async def launch_bulk(bulk_id: str, idempotency_key: str | None = None) -> str:
@@ -66,7 +157,6 @@ async def resume_paused(flow_run_id: str, run_input: dict[str, Any], wait: float
     or it has ended; a parent that starts again reads the decision from the database."""
     import asyncio
     import time
-    from uuid import UUID
 
     from prefect.client.orchestration import get_client
 

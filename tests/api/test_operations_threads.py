@@ -178,7 +178,7 @@ def test_a_burst_commits_and_announces_every_request_before_any_prefect_call_ret
     assert len(launch.entered) == len(requests)
     assert seen["returned_before_release"] == []
     # ...each with its status committed and its step 1 published before any returned.
-    for sid, operation, _ in launch.entered:
+    for sid, operation, *_ in launch.entered:
         assert seen["status"][sid] == catalogue.of(operation).running.value, sid
         assert seen["queued"][sid] == 1, sid
     assert [r.status_code for r in responses] == [202] * len(requests), [r.text for r in responses]

@@ -125,27 +125,6 @@ async def finish(state: AppState, pending: Pending, session: Session) -> Accepte
     return Accepted(id=pending.service_id, status=pending.status, flow_run_id=flow_run_id)
 
 
-async def start(
-    session: Session,
-    row: ServiceInstance,
-    operation: Operation,
-    params: dict[str, Any],
-    *,
-    state: AppState,
-    give_back: GiveBack,
-) -> Accepted:
-    """Begin the operation (409 as :func:`begin`), start its run and record the run's id.
-
-    :func:`prepare` in the thread pool (the database work blocks), then :func:`finish`:
-    a request holds a thread only for its database work, never while the Prefect server
-    creates the run (seconds under a burst). A route with checks of its own runs them
-    and :func:`prepare` in one hop instead, and awaits :func:`finish` itself."""
-    pending = await run_in_threadpool(
-        prepare, session, row, operation, params, state=state, give_back=give_back
-    )
-    return await finish(state, pending, session)
-
-
 async def answer(
     state: AppState, session: Session, ready: Accepted | Response | Pending
 ) -> Accepted | Response:

@@ -110,6 +110,22 @@ async def _pool_of(tokens: int) -> AsyncIterator[None]:
         limiter.total_tokens = before
 
 
+def _held_burst(
+    api: ApiApp,
+    monkeypatch: pytest.MonkeyPatch,
+    seam: tuple[object, str],
+    requests: list[Request],
+    *,
+    fail: bool = False,
+) -> tuple[HeldLaunch, list[httpx.Response], dict[str, Any]]:
+    """Replace the Prefect call at ``seam`` (module, attribute) by a HeldLaunch and run
+    ``requests`` as a :func:`_burst` against it."""
+    held = HeldLaunch(expected=len(requests), fail=fail)
+    monkeypatch.setattr(*seam, held)
+    responses, seen = _burst(api, held, requests)
+    return held, responses, seen
+
+
 def _burst(
     api: ApiApp, launch: HeldLaunch, requests: list[Request]
 ) -> tuple[list[httpx.Response], dict[str, Any]]:
@@ -167,10 +183,7 @@ def test_a_burst_commits_and_announces_every_request_before_any_prefect_call_ret
         (f"{SERVICES}/{active[4]}/terminate", None, {}),
     ]
     assert len(requests) > TOKENS
-    launch = HeldLaunch(expected=len(requests))
-    monkeypatch.setattr(operations, "launch", launch)
-
-    responses, seen = _burst(app, launch, requests)
+    launch, responses, seen = _held_burst(app, monkeypatch, (operations, "launch"), requests)
 
     # Every request reached the Prefect call with TOKENS threads: none held one there...
     assert len(launch.entered) == len(requests)
@@ -199,10 +212,9 @@ def test_a_burst_whose_runs_cannot_start_gives_every_service_back(
         *[(SERVICES, _order(), {"Idempotency-Key": f"key-{i}"}) for i in range(3)],
         (f"{SERVICES}/{sid}/change-plan", {"plan": "500M"}, {}),
     ]
-    launch = HeldLaunch(expected=len(requests), fail=True)
-    monkeypatch.setattr(operations, "launch", launch)
-
-    responses, seen = _burst(app, launch, requests)
+    launch, responses, seen = _held_burst(
+        app, monkeypatch, (operations, "launch"), requests, fail=True
+    )
 
     assert [r.status_code for r in responses] == [503] * len(requests)
     assert {r.json()["detail"] for r in responses} == {
@@ -231,10 +243,7 @@ def test_bulk_runs_requested_at_once_hold_no_thread_while_their_parent_is_create
          {})
         for _ in range(TOKENS + 2)
     ]  # fmt: skip
-    launch = HeldLaunch(expected=len(requests))
-    monkeypatch.setattr(bulk, "launch_bulk", launch)
-
-    responses, seen = _burst(app, launch, requests)
+    launch, responses, seen = _held_burst(app, monkeypatch, (bulk, "launch_bulk"), requests)
 
     # Every parent run was asked for at once: no request held a thread while waiting;
     # nothing was committed yet (the bulk rows commit once their run exists).
@@ -257,10 +266,7 @@ def test_a_bulk_run_whose_parent_cannot_start_leaves_nothing_behind(
         ("/api/v1/bulk/suspend", {"service_ids": [app.insert_service()]}, {})
         for _ in range(TOKENS + 1)
     ]
-    launch = HeldLaunch(expected=len(requests), fail=True)
-    monkeypatch.setattr(bulk, "launch_bulk", launch)
-
-    responses, _ = _burst(app, launch, requests)
+    launch, responses, _ = _held_burst(app, monkeypatch, (bulk, "launch_bulk"), requests, fail=True)
 
     assert [r.status_code for r in responses] == [503] * len(requests)
     assert {r.json()["detail"] for r in responses} == {
@@ -306,10 +312,9 @@ def test_bulk_decisions_at_once_are_committed_and_hold_no_thread_while_the_paren
     app: ApiApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids, requests, decided = _decisions(app)
-    resume = HeldLaunch(expected=len(requests))
-    monkeypatch.setattr(bulk_decisions, "resume_paused", resume)
-
-    responses, seen = _burst(app, resume, requests)
+    resume, responses, seen = _held_burst(
+        app, monkeypatch, (bulk_decisions, "resume_paused"), requests
+    )
 
     # Every decision reached the parent's resume with TOKENS threads, each committed
     # before any resume returned.
@@ -331,10 +336,9 @@ def test_a_decision_whose_parent_cannot_be_resumed_stays_committed(
     app: ApiApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids, requests, decided = _decisions(app)
-    resume = HeldLaunch(expected=len(requests), fail=True)
-    monkeypatch.setattr(bulk_decisions, "resume_paused", resume)
-
-    responses, _ = _burst(app, resume, requests)
+    resume, responses, _ = _held_burst(
+        app, monkeypatch, (bulk_decisions, "resume_paused"), requests, fail=True
+    )
 
     # The parent reads the decision from the database: the request still succeeds.
     assert [r.status_code for r in responses] == [200] * len(requests), [r.text for r in responses]

@@ -42,8 +42,9 @@ from fiberflow.api.sse_stream import ConnectionLimiter, Heartbeats
 from fiberflow.api.state import AppState
 from fiberflow.core.tokens import Principal
 from fiberflow.events.hub import EventHub
+from fiberflow.events.listener import listen_for_events
 from fiberflow.events.outbox import run_outbox_flusher
-from fiberflow.events.publisher import EventPublisher, connect_sync
+from fiberflow.events.publisher import EventPublisher, connect_sync, sent_by_api
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/realtime", tags=["realtime"])
@@ -62,13 +63,22 @@ async def realtime_lifespan(state: AppState) -> AsyncIterator[None]:
         yield
         return
     hub = EventHub(redis_url)
+    # On PostgreSQL this process sends the events every process stores (events/outbox.py).
+    notify = sent_by_api(settings, state.engine)
     publisher = EventPublisher(
         state.sessions,
         connect_sync(redis_url),
         retention_seconds=settings.event_retention_seconds,
+        notify=notify,
     )
     await hub.start()
-    flusher = asyncio.create_task(run_outbox_flusher(publisher), name="outbox-flusher")
+    wake = asyncio.Event()
+    background = [
+        asyncio.create_task(run_outbox_flusher(publisher, wake=wake), name="outbox-flusher")
+    ]
+    if notify:
+        url = state.engine.url.render_as_string(hide_password=False)
+        background.append(asyncio.create_task(listen_for_events(url, wake), name="event-listener"))
     # When the server starts shutting down (before it waits for open connections),
     # stopping the hub ends every stream cleanly.
     exiting = asyncio.Event()
@@ -85,9 +95,9 @@ async def realtime_lifespan(state: AppState) -> AsyncIterator[None]:
         with on_exit_signal(exiting.set):
             yield
     finally:
-        flusher.cancel()
-        closer.cancel()
-        await asyncio.gather(flusher, closer, return_exceptions=True)
+        for task in (*background, closer):
+            task.cancel()
+        await asyncio.gather(*background, closer, return_exceptions=True)
         await hub.stop()
         await heartbeats.stop()
         publisher.close()

@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     # for another operator's approval, for at most bulk_approval_timeout_seconds.
     approval_threshold: int = Field(default=50, ge=0)
     bulk_approval_timeout_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    # Who sends a stored event to Redis. "api": on PostgreSQL the storing transaction
+    # NOTIFYs and the API (LISTEN) sends it, so a flow run's process only commits the row
+    # and its own wait for a core stays off the customer's latency; the API must be
+    # running for events to reach Redis (its outbox flusher sends anything missed).
+    # "run": the process that stored it sends it after its commit. On SQLite (no NOTIFY)
+    # the storing process always sends.
+    event_sender: Literal["api", "run"] = "api"
     log_level: str = "INFO"
     log_json: bool = False
 

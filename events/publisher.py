@@ -14,6 +14,14 @@ has sent id 11 would drop a late id 10. So the insert takes a per-service lock:
 SQLite serializes writers anyway (BEGIN IMMEDIATE), PostgreSQL gets a
 transaction-scoped advisory lock, which makes commit order equal id order.
 
+On PostgreSQL a publisher built with ``notify=True`` (what flow runs and the API use
+unless ``FIBERFLOW_EVENT_SENDER=run``) does not send at all: the storing transaction
+NOTIFYs ``EVENTS_CHANNEL`` and the API's listener (events/listener.py) wakes its outbox
+flusher at the commit. A flow run's process then does one short transaction per event,
+and the hop to Redis runs in the API, not in a process that may wait for a core behind
+dozens of other runs. Flushes take a database-wide advisory lock, so several API
+replicas send each event once, in id order.
+
 The same lock makes "exactly one ``completed`` or ``failed`` event per operation" hold
 whoever publishes it (the run's own hook, or the crash reconciler for a run killed
 between its status commit and its event): under it, a terminal event whose operation
@@ -49,6 +57,10 @@ logger = logging.getLogger(__name__)
 
 # Cap of one flush batch; a longer backlog goes out over several calls, still in order.
 FLUSH_BATCH = 500
+# PostgreSQL NOTIFY channel: "an event was stored, flush the outbox".
+EVENTS_CHANNEL = "fiberflow_events"
+# Advisory lock key that serializes outbox flushes across processes (PostgreSQL).
+FLUSH_LOCK_KEY = "fiberflow.events:flush"
 
 
 def connect_sync(url: str, *, connect_timeout: float = 1.0, timeout: float = 2.0) -> redis.Redis:
@@ -59,6 +71,12 @@ def connect_sync(url: str, *, connect_timeout: float = 1.0, timeout: float = 2.0
         socket_timeout=timeout,
         retry=Retry(NoBackoff(), 1),
     )
+
+
+def sent_by_api(settings: Settings, engine: Engine) -> bool:
+    """Whether events stored through ``engine`` reach Redis through the API's listener
+    (``FIBERFLOW_EVENT_SENDER=api`` on PostgreSQL) rather than from the storing process."""
+    return settings.event_sender == "api" and engine.dialect.name == "postgresql"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +103,12 @@ class EventPublisher:
         retention_seconds: float = 3600,
         *,
         coalescer: Coalescer | None = None,
+        notify: bool = False,
     ) -> None:
         self._sessions = sessionmaker(db, expire_on_commit=False) if isinstance(db, Engine) else db
         self._redis = redis_client
+        # NOTIFY instead of sending (PostgreSQL only; ignored on SQLite, which has none).
+        self.notify = notify
         self.stream = stream_key(prefix)
         self.retention_seconds = retention_seconds
         self.coalescer = coalescer if coalescer is not None else Coalescer()
@@ -97,10 +118,12 @@ class EventPublisher:
     def from_settings(cls, settings: Settings | None = None) -> EventPublisher:
         settings = settings or get_settings()
         url = settings.effective_redis_url()
+        engine = make_engine(settings.effective_database_url())
         return cls(
-            make_engine(settings.effective_database_url()),
+            engine,
             connect_sync(url) if url else None,
             retention_seconds=settings.event_retention_seconds,
+            notify=sent_by_api(settings, engine),
         )
 
     # -- publishing -------------------------------------------------------------------
@@ -155,7 +178,7 @@ class EventPublisher:
         self, entry: LogEntry, only_if: Callable[[Session], bool] | None = None
     ) -> tuple[int | None, list[EventRecord]]:
         with self._sessions() as session, session.begin():
-            _lock_service(session, entry.key)
+            notified = _lock_service(session, entry.key, notify=self.notify)
             if (
                 entry.terminal
                 and entry.operation_id is not None
@@ -181,7 +204,8 @@ class EventPublisher:
             session.add(row)
             session.flush()
             event_id = row.id
-            pending = _unpublished(session, entry.key) if self._redis else []
+            sends = self._redis is not None and not notified
+            pending = _unpublished(session, entry.key) if sends else []
         return event_id, pending
 
     def flush_outbox(self, limit: int = FLUSH_BATCH) -> int:
@@ -190,6 +214,8 @@ class EventPublisher:
         if self._redis is None:
             return 0
         with self._flush_lock:
+            if self._postgresql():
+                return self._flush_locked(limit)
             with self._sessions() as session:
                 rows = session.scalars(
                     select(EventLog)
@@ -199,6 +225,29 @@ class EventPublisher:
                 ).all()
                 pending = [EventRecord.from_row(r) for r in rows]
             return self._send(pending) if pending else 0
+
+    def _flush_locked(self, limit: int) -> int:
+        # One transaction under a database-wide lock: read, XADD, mark. A second flusher
+        # (another API replica, woken by the same NOTIFY) waits, then reads after the
+        # first one's commit and finds nothing left: each event is sent once.
+        with self._sessions() as session, session.begin():
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                            {"key": FLUSH_LOCK_KEY})  # fmt: skip
+            rows = session.scalars(
+                select(EventLog)
+                .where(EventLog.published.is_(False))
+                .order_by(EventLog.id)
+                .limit(limit)
+            ).all()
+            if not rows or not self._xadd([EventRecord.from_row(r) for r in rows]):
+                return 0
+            ids = [r.id for r in rows]
+            session.execute(update(EventLog).where(EventLog.id.in_(ids)).values(published=True))
+        return len(ids)
+
+    def _postgresql(self) -> bool:
+        with self._sessions() as session:  # no connection is opened for this
+            return session.get_bind().dialect.name == "postgresql"
 
     def pending_count(self) -> int:
         """Events still waiting in the outbox."""
@@ -214,6 +263,19 @@ class EventPublisher:
 
     # -- internals --------------------------------------------------------------------
     def _send(self, records: Sequence[EventRecord]) -> int:
+        if not self._xadd(records):
+            return 0
+        ids = [r.id for r in records]
+        try:
+            with self._sessions() as session, session.begin():
+                session.execute(update(EventLog).where(EventLog.id.in_(ids)).values(published=True))
+        except Exception:
+            # Already in Redis; left unpublished it is only sent again (a duplicate).
+            logger.exception("could not mark events published", extra={"event_ids": ids})
+        return len(ids)
+
+    def _xadd(self, records: Sequence[EventRecord]) -> bool:
+        """XADD ``records`` in order; False (logged) when Redis is unavailable."""
         assert self._redis is not None
         minid = f"{int((time.time() - self.retention_seconds) * 1000)}-0"
         try:
@@ -232,15 +294,8 @@ class EventPublisher:
                     "error": str(exc),
                 },
             )
-            return 0
-        ids = [r.id for r in records]
-        try:
-            with self._sessions() as session, session.begin():
-                session.execute(update(EventLog).where(EventLog.id.in_(ids)).values(published=True))
-        except Exception:
-            # Already in Redis; left unpublished it is only sent again (a duplicate).
-            logger.exception("could not mark events published", extra={"event_ids": ids})
-        return len(ids)
+            return False
+        return True
 
 
 def _unpublished(session: Session, service_id: str) -> list[EventRecord]:
@@ -265,12 +320,18 @@ def has_terminal_event(session: Session, service_id: str, operation_id: str) -> 
     return found is not None
 
 
-def _lock_service(session: Session, service_id: str) -> None:
+def _lock_service(session: Session, service_id: str, *, notify: bool = False) -> bool:
+    """Take the service's event lock; with ``notify`` on PostgreSQL, also queue the NOTIFY
+    that the commit delivers (same round trip). Returns whether it was queued."""
     # PostgreSQL hands out ids at insert but readers see them at commit; without this
     # lock a later id could commit (and be streamed) before an earlier one of the same
     # service. Released at commit. SQLite's BEGIN IMMEDIATE already serializes writers.
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"fiberflow.events:{service_id}"},
-        )
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    lock = "SELECT pg_advisory_xact_lock(hashtext(:key))"
+    if notify:
+        # Delivered at the commit, never before the row is visible; a transaction that
+        # stores nothing (a second terminal event) wakes the flusher for nothing.
+        lock += f", pg_notify('{EVENTS_CHANNEL}', '')"
+    session.execute(text(lock), {"key": f"fiberflow.events:{service_id}"})
+    return notify

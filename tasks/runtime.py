@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fiberflow.core.db.engine import make_engine, session_factory
 from fiberflow.core.settings import Settings, get_settings
 from fiberflow.devices.inventory import Inventory, load_inventory
-from fiberflow.events.publisher import EventPublisher, connect_sync
+from fiberflow.events.publisher import EventPublisher, connect_sync, sent_by_api
 
 
 class NoInventory(RuntimeError):
@@ -50,6 +50,8 @@ def runtime() -> Runtime:
         sessions,
         connect_sync(redis_url) if redis_url else None,
         retention_seconds=settings.event_retention_seconds,
+        # On PostgreSQL the API sends what this process stores (events/outbox.py).
+        notify=sent_by_api(settings, engine),
     )
     return Runtime(settings=settings, engine=engine, sessions=sessions, publisher=publisher)
 

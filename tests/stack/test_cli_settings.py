@@ -46,6 +46,7 @@ def test_a_malformed_blackout_is_one_line_naming_the_part(tmp_path: Path, comman
     [
         ({"FIBERFLOW_BULK_RATE": "fast"}, "fiberflow: FIBERFLOW_BULK_RATE: 'fast': "),
         ({"FIBERFLOW_APPROVAL_THRESHOLD": "-3"}, "fiberflow: FIBERFLOW_APPROVAL_THRESHOLD: '-3': "),
+        ({"FIBERFLOW_EVENT_SENDER": "redis"}, "fiberflow: FIBERFLOW_EVENT_SENDER: 'redis': "),
     ],
 )
 def test_any_bad_setting_is_one_line(tmp_path: Path, env: dict[str, str], expected: str) -> None:

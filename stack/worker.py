@@ -43,7 +43,7 @@ from pydantic import PrivateAttr
 
 from fiberflow.core import catalogue
 from fiberflow.core.settings import get_settings
-from fiberflow.stack import run_outcome
+from fiberflow.stack import prefect_tls, run_outcome
 from fiberflow.stack.procs import die_with_parent
 
 if TYPE_CHECKING:
@@ -60,6 +60,13 @@ PRELOAD = (
     "prefect.flows",
     *catalogue.flow_modules(),
     "fiberflow.stack.worker",
+    # Imported lazily by every run, after the fork, unless loaded here (a profile of a
+    # burst, docs/benchmarks.md): the database driver at the first engine, anyio's
+    # asyncio backend and Prefect's visualization helpers at the first flow call.
+    "psycopg",
+    "sqlalchemy.dialects.postgresql.psycopg",
+    "anyio._backends._asyncio",
+    "prefect.utilities.visualization",
 )
 POLL_SECONDS = 0.25  # how often a run's exit is checked (a poll is one select() on a pipe)
 TERMINATE_GRACE_SECONDS = 30.0
@@ -348,4 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool", required=True)
     parser.add_argument("--name", required=True)
     args = parser.parse_args(argv)
+    # Before the forkserver starts: it and every run it forks inherit the setting.
+    prefect_tls.skip_ca_bundle_over_http(
+        os.environ, get_current_settings().api.url, get_settings().cache_dir
+    )
     asyncio.run(_serve(args.pool, args.name))

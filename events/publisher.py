@@ -46,9 +46,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fiberflow.core.db.engine import make_engine
-from fiberflow.core.db.models import EventLog
+from fiberflow.core.db.models import EventLog, utcnow
 from fiberflow.core.db.models.logs import TERMINAL_EVENT_SQL
 from fiberflow.core.settings import Settings, get_settings
+from fiberflow.events import one_statement
 from fiberflow.events.coalesce import Coalescer
 from fiberflow.events.record import DEFAULT_PREFIX, EventRecord, stream_key
 from fiberflow.events.schema import LifecycleEvent
@@ -177,6 +178,9 @@ class EventPublisher:
     def _store(
         self, entry: LogEntry, only_if: Callable[[Session], bool] | None = None
     ) -> tuple[int | None, list[EventRecord]]:
+        if self.notify and not entry.terminal and only_if is None and self._postgresql():
+            # Nothing to read first and nothing to send: one round trip.
+            return self._store_in_one_statement(entry), []
         with self._sessions() as session, session.begin():
             notified = _lock_service(session, entry.key, notify=self.notify)
             if (
@@ -207,6 +211,18 @@ class EventPublisher:
             sends = self._redis is not None and not notified
             pending = _unpublished(session, entry.key) if sends else []
         return event_id, pending
+
+    def _store_in_one_statement(self, entry: LogEntry) -> int:
+        with self._sessions() as session:
+            engine = session.get_bind()
+        assert isinstance(engine, Engine)
+        values = {
+            "service_id": entry.key, "tenant_id": entry.tenant_id,
+            "operation": entry.operation, "operation_id": entry.operation_id,
+            "event_type": entry.event_type, "data": entry.data,
+            "created_at": utcnow(), "published": False,
+        }  # fmt: skip
+        return one_statement.store(engine, _lock_key(entry.key), EVENTS_CHANNEL, values)
 
     def flush_outbox(self, limit: int = FLUSH_BATCH) -> int:
         """Send up to ``limit`` unpublished events, oldest first. Returns how many
@@ -333,5 +349,9 @@ def _lock_service(session: Session, service_id: str, *, notify: bool = False) ->
         # Delivered at the commit, never before the row is visible; a transaction that
         # stores nothing (a second terminal event) wakes the flusher for nothing.
         lock += f", pg_notify('{EVENTS_CHANNEL}', '')"
-    session.execute(text(lock), {"key": f"fiberflow.events:{service_id}"})
+    session.execute(text(lock), {"key": _lock_key(service_id)})
     return notify
+
+
+def _lock_key(service_id: str) -> str:
+    return f"fiberflow.events:{service_id}"

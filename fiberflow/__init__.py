@@ -5,4 +5,4 @@ The one import root. In the repository each room is a top-level folder (``flows/
 installed fiberflow adds exactly one package to site-packages (docs/architecture.md).
 """
 
-__version__ = "0.2.1"
+__version__ = "0.2.2"

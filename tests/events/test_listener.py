@@ -8,14 +8,17 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import pytest
+import redis
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from fiberflow.core.db.engine import make_engine
 from fiberflow.core.db.models import EventLog
 from fiberflow.core.settings import Settings
+from fiberflow.events.coalesce import Coalescer
 from fiberflow.events.listener import libpq_url, listen_for_events
 from fiberflow.events.outbox import run_outbox_flusher
 from fiberflow.events.publisher import EventPublisher, connect_sync, sent_by_api
@@ -40,6 +43,10 @@ async def until(cond: Callable[[], bool], what: str) -> None:
 def _published(engine: Engine) -> list[bool]:
     with Session(engine) as session:
         return list(session.scalars(select(EventLog.published).order_by(EventLog.id)))
+
+
+def _in_stream(client: redis.Redis, stream: str, event_id: int | None) -> bool:
+    return any(r.id == event_id for r in stream_records(client, stream))
 
 
 @asynccontextmanager
@@ -97,10 +104,8 @@ async def test_the_flusher_sends_at_the_wake_up_not_at_the_interval(
             wf = Workflow()
             for step in (1, 2, 3):
                 event_id = await asyncio.to_thread(run.publish, wf.step(step))
-                await until(
-                    lambda eid=event_id: any(r.id == eid for r in stream_records(client, stream)),
-                    f"event {event_id} in Redis",
-                )
+                sent = partial(_in_stream, client, stream, event_id)
+                await until(sent, f"event {event_id} in Redis")
         finally:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
@@ -170,6 +175,48 @@ def test_flushers_of_two_processes_send_each_event_once_in_order(
     for wf in runs:
         mine = [r.id for r in sent if r.service_id == wf.service_id]
         assert len(mine) == 25 and mine == sorted(mine)
+    client.close()
+
+
+@postgres_only
+def test_one_service_stored_from_four_processes_streams_in_id_order(
+    engine: Engine, database_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    # Progress events are stored in one statement each (events/one_statement.py), four
+    # writers on one service while a flusher sends: every id reaches Redis once, in id
+    # order. (The window the service lock closes is too short to hit reliably here.)
+    client = connect_sync(redis_url)
+    wf = Workflow()
+    sender = EventPublisher(make_engine(database_url), connect_sync(redis_url), redis_prefix)
+    stored = threading.Event()
+    errors: list[BaseException] = []
+
+    def store() -> None:
+        pub = EventPublisher(make_engine(database_url), None, notify=True,
+                             coalescer=Coalescer(0))  # fmt: skip
+        try:
+            for step in range(20):
+                pub.publish(wf.step(step % 6 + 1))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    def flush() -> None:
+        while not stored.is_set() or sender.pending_count():
+            sender.flush_outbox(limit=3)
+
+    writers = [threading.Thread(target=store) for _ in range(4)]
+    flusher = threading.Thread(target=flush)
+    for t in (*writers, flusher):
+        t.start()
+    for t in writers:
+        t.join(WAIT * 4)
+    stored.set()
+    flusher.join(WAIT * 4)
+    assert not errors and not flusher.is_alive()
+    sent = [r.id for r in stream_records(client, stream_key(redis_prefix))]
+    with Session(engine) as session:
+        assert sent == list(session.scalars(select(EventLog.id).order_by(EventLog.id)))
+    assert len(sent) == 80
     client.close()
 
 

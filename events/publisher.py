@@ -46,10 +46,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fiberflow.core.db.engine import make_engine
-from fiberflow.core.db.models import EventLog, utcnow
+from fiberflow.core.db.models import EventLog
 from fiberflow.core.db.models.logs import TERMINAL_EVENT_SQL
 from fiberflow.core.settings import Settings, get_settings
-from fiberflow.events import one_statement
 from fiberflow.events.coalesce import Coalescer
 from fiberflow.events.record import DEFAULT_PREFIX, EventRecord, stream_key
 from fiberflow.events.schema import LifecycleEvent
@@ -178,9 +177,6 @@ class EventPublisher:
     def _store(
         self, entry: LogEntry, only_if: Callable[[Session], bool] | None = None
     ) -> tuple[int | None, list[EventRecord]]:
-        if self.notify and not entry.terminal and only_if is None and self._postgresql():
-            # Nothing to read first and nothing to send: one round trip.
-            return self._store_in_one_statement(entry), []
         with self._sessions() as session, session.begin():
             notified = _lock_service(session, entry.key, notify=self.notify)
             if (
@@ -212,18 +208,6 @@ class EventPublisher:
             pending = _unpublished(session, entry.key) if sends else []
         return event_id, pending
 
-    def _store_in_one_statement(self, entry: LogEntry) -> int:
-        with self._sessions() as session:
-            engine = session.get_bind()
-        assert isinstance(engine, Engine)
-        values = {
-            "service_id": entry.key, "tenant_id": entry.tenant_id,
-            "operation": entry.operation, "operation_id": entry.operation_id,
-            "event_type": entry.event_type, "data": entry.data,
-            "created_at": utcnow(), "published": False,
-        }  # fmt: skip
-        return one_statement.store(engine, _lock_key(entry.key), EVENTS_CHANNEL, values)
-
     def flush_outbox(self, limit: int = FLUSH_BATCH) -> int:
         """Send up to ``limit`` unpublished events, oldest first. Returns how many
         reached Redis (0 when Redis is down or nothing is pending)."""
@@ -233,13 +217,7 @@ class EventPublisher:
             if self._postgresql():
                 return self._flush_locked(limit)
             with self._sessions() as session:
-                rows = session.scalars(
-                    select(EventLog)
-                    .where(EventLog.published.is_(False))
-                    .order_by(EventLog.id)
-                    .limit(limit)
-                ).all()
-                pending = [EventRecord.from_row(r) for r in rows]
+                pending = [EventRecord.from_row(r) for r in _unpublished_rows(session, limit)]
             return self._send(pending) if pending else 0
 
     def _flush_locked(self, limit: int) -> int:
@@ -249,12 +227,7 @@ class EventPublisher:
         with self._sessions() as session, session.begin():
             session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                             {"key": FLUSH_LOCK_KEY})  # fmt: skip
-            rows = session.scalars(
-                select(EventLog)
-                .where(EventLog.published.is_(False))
-                .order_by(EventLog.id)
-                .limit(limit)
-            ).all()
+            rows = _unpublished_rows(session, limit)
             if not rows or not self._xadd([EventRecord.from_row(r) for r in rows]):
                 return 0
             ids = [r.id for r in rows]
@@ -314,14 +287,18 @@ class EventPublisher:
         return True
 
 
+def _unpublished_rows(
+    session: Session, limit: int, service_id: str | None = None
+) -> Sequence[EventLog]:
+    """Up to ``limit`` events not yet in Redis (of one service, or all), oldest first."""
+    query = select(EventLog).where(EventLog.published.is_(False))
+    if service_id is not None:
+        query = query.where(EventLog.service_id == service_id)
+    return session.scalars(query.order_by(EventLog.id).limit(limit)).all()
+
+
 def _unpublished(session: Session, service_id: str) -> list[EventRecord]:
-    rows = session.scalars(
-        select(EventLog)
-        .where(EventLog.service_id == service_id, EventLog.published.is_(False))
-        .order_by(EventLog.id)
-        .limit(FLUSH_BATCH)
-    ).all()
-    return [EventRecord.from_row(r) for r in rows]
+    return [EventRecord.from_row(r) for r in _unpublished_rows(session, FLUSH_BATCH, service_id)]
 
 
 def has_terminal_event(session: Session, service_id: str, operation_id: str) -> bool:

@@ -182,9 +182,8 @@ def test_flushers_of_two_processes_send_each_event_once_in_order(
 def test_one_service_stored_from_four_processes_streams_in_id_order(
     engine: Engine, database_url: str, redis_url: str, redis_prefix: str
 ) -> None:
-    # Progress events are stored in one statement each (events/one_statement.py), four
-    # writers on one service while a flusher sends: every id reaches Redis once, in id
-    # order. (The window the service lock closes is too short to hit reliably here.)
+    # Four writers on one service while a flusher sends: every id reaches Redis once, in
+    # id order.
     client = connect_sync(redis_url)
     wf = Workflow()
     sender = EventPublisher(make_engine(database_url), connect_sync(redis_url), redis_prefix)

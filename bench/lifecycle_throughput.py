@@ -22,9 +22,10 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -33,10 +34,12 @@ from sqlalchemy.orm import Session
 
 from bench.lifecycle_load import Run, RunProcesses, orders, provision_all, step_seconds
 from bench.report import DEFAULT_OUTPUT, Dist, Section, Table, load_average, num
+from bench.reprovision_seed import Lab
 from bench.servers import wait_for
 from fiberflow.core.db.engine import make_engine
 from fiberflow.core.db.models import DeviceCommandAudit
 from fiberflow.core.tokens import issue
+from fiberflow.devices.inventory import load_inventory
 from fiberflow.lab.admin import admin_call
 from fiberflow.lab.harness import (
     FIBERFLOW,
@@ -176,6 +179,30 @@ class Measured:
     startup: float
     alone_load: str
     load: str
+    # Per device, what the burst asked of it: the lab's counters and the session limit.
+    lab: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def device_rows(lab: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """One row per device: sessions, lines and injected latency it served during the
+    burst, its session limit, and the floor that puts on the burst: a session serves one
+    line at a time, so no schedule ends it before latency served / session limit."""
+    rows = []
+    for name, c in sorted(lab.items()):
+        limit = int(c["limit"])
+        rows.append([
+            name, str(c["logins"]), str(c["commands"]), num(float(c["latency_s"]), 1),
+            f"{c['peak_open']} / {limit}", num(float(c["latency_s"]) / limit, 1),
+        ])  # fmt: skip
+    return rows
+
+
+def lab_counters(data_dir: Path) -> dict[str, dict[str, Any]]:
+    lab = Lab(data_dir)
+    inventory = load_inventory(lab.inventory_path)
+    limits = {d.name: d.max_sessions for d in [*inventory.olts, *inventory.bngs]}
+    return {name: {**c, "limit": limits[name]} for name, c in lab.all("counters").items()
+            if name in limits}  # fmt: skip
 
 
 def measure(args: argparse.Namespace, tmp: Path, variant: str = "warm") -> Measured:
@@ -237,6 +264,7 @@ def _measure(
             alone_load = load_average()
             alone = asyncio.run(provision_all(stack.api_url, token, orders(1), 300, stop))
             procs = RunProcesses(worker_pids, MIN_AVAILABLE_GIB, low_memory)
+            Lab(stack.data_dir).all("reset_counters")  # count the burst only
             procs.start()
             load = load_average()
             bodies = orders(args.n + 1)[1:]  # not the baseline's
@@ -246,9 +274,10 @@ def _measure(
                 procs.stop()
             ids = [r.service_id for r in [*alone, *runs] if r.service_id]
             device_s = device_seconds(info["database_url"], ids)
+            lab = lab_counters(stack.data_dir)
         finally:
             sup.stop_all(timeout=20)
-    return Measured(alone, runs, procs, device_s, devices, startup, alone_load, load)
+    return Measured(alone, runs, procs, device_s, devices, startup, alone_load, load, lab)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -293,6 +322,7 @@ def main(argv: list[str] | None = None) -> Section:
     table = Table(["worker", *HEADERS])
     phases: list[tuple[str, list[Run]]] = []
     data: dict[str, object] = {}
+    device_tables: list[tuple[str, Table]] = []
     for mode in modes:
         with tempfile.TemporaryDirectory(prefix="bench-life-") as tmp:
             m = measure(args, Path(tmp), mode)
@@ -329,7 +359,27 @@ def main(argv: list[str] | None = None) -> Section:
             "run_process_cpu_s": list(m.procs.cpu_s.values()),
             "startup_s": m.startup,
             "devices": m.devices,
+            "lab": m.lab,
         }
+        if m.lab:
+            device_tables.append(
+                (
+                    f"{mode}: what the {args.n} at once asked of each device (the lab's own "
+                    "counters): a session serves one line at a time, so the burst cannot end "
+                    "before the largest floor = latency served / session limit.",
+                    Table(
+                        [
+                            "device",
+                            "sessions",
+                            "lines",
+                            "latency served s",
+                            "peak open / limit",
+                            "floor s",
+                        ],
+                        device_rows(m.lab),
+                    ),  # fmt: skip
+                )
+            )
     section.tables.append(
         (
             f"`fiberflow up` on embedded defaults (its own PostgreSQL for the project and "
@@ -347,6 +397,7 @@ def main(argv: list[str] | None = None) -> Section:
             steps_table(phases),
         )
     )
+    section.tables += device_tables
     section.data = {"workers": args.workers, "modes": data}
     section.save(args.output, args.json)
     return section

@@ -97,6 +97,13 @@ def test_lifecycle_throughput_small(tmp_path: Path) -> None:
         assert mode["peak_run_processes"] >= 1 and mode["run_process_rss_mb"]
         ids = [r["service_id"] for r in mode["runs"]]
         assert all(mode["device_seconds"].get(i, 0) > 0 for i in ids)  # commands audited
+        # The lab counted the burst on each device, within its session limit.
+        lab = mode["lab"]
+        assert {"olt-1", "bng-1"} <= set(lab), lab
+        assert all(0 < c["peak_open"] <= c["limit"] and c["commands"] > 0 for c in lab.values()
+                   if c["logins"])  # fmt: skip
+        assert lab["bng-1"]["logins"] >= 2  # two provisionings configured it
+    assert "floor s" in text
 
 
 @pytest.mark.slow

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     # running for events to reach Redis (its outbox flusher sends anything missed).
     # "run": the process that stored it sends it after its commit. On SQLite (no NOTIFY)
     # the storing process always sends.
-    event_sender: Literal["api", "run"] = "api"
+    event_sender: Literal["api", "run"] = "run"
     log_level: str = "INFO"
     log_json: bool = False
 

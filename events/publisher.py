@@ -214,7 +214,7 @@ class EventPublisher:
         if self._redis is None:
             return 0
         with self._flush_lock:
-            if self._postgresql():
+            if self.notify and self._postgresql():
                 return self._flush_locked(limit)
             with self._sessions() as session:
                 pending = [EventRecord.from_row(r) for r in _unpublished_rows(session, limit)]

@@ -141,7 +141,9 @@ def test_flushers_of_two_processes_send_each_event_once_in_order(
 ) -> None:
     client = connect_sync(redis_url)
     replicas = [
-        EventPublisher(make_engine(database_url), connect_sync(redis_url), redis_prefix)
+        EventPublisher(
+            make_engine(database_url), connect_sync(redis_url), redis_prefix, notify=True
+        )  # fmt: skip
         for _ in range(2)
     ]
     runs = [Workflow() for _ in range(4)]
@@ -246,8 +248,8 @@ def test_on_sqlite_the_storing_process_sends(
 
 @postgres_only
 def test_the_setting_chooses_who_sends(engine: Engine) -> None:
-    assert sent_by_api(Settings(), engine) is True  # the default on PostgreSQL
-    assert sent_by_api(Settings(event_sender="run"), engine) is False
+    assert sent_by_api(Settings(event_sender="api"), engine) is True
+    assert sent_by_api(Settings(), engine) is False  # the default: each run sends
 
 
 def test_libpq_url_drops_the_sqlalchemy_driver() -> None:

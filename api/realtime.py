@@ -63,7 +63,8 @@ async def realtime_lifespan(state: AppState) -> AsyncIterator[None]:
         yield
         return
     hub = EventHub(redis_url)
-    # On PostgreSQL this process sends the events every process stores (events/outbox.py).
+    # With FIBERFLOW_EVENT_SENDER=api on PostgreSQL, this process sends the events every
+    # process stores (events/outbox.py); otherwise its flusher only sends what was missed.
     notify = sent_by_api(settings, state.engine)
     publisher = EventPublisher(
         state.sessions,

@@ -220,8 +220,8 @@ def measure(args: argparse.Namespace, tmp: Path, variant: str) -> Measured:
         env["FIBERFLOW_DATABASE_URL"] = f"sqlite:///{tmp / 'fiberflow.db'}"
     if variant.startswith("pg-nice"):
         env["FIBERFLOW_WORKER_NICE"] = variant.removeprefix("pg-nice")
-    if variant == "pg-run-sends":
-        env["FIBERFLOW_EVENT_SENDER"] = "run"
+    if variant in ("pg-run-sends", "pg-api-sends"):
+        env["FIBERFLOW_EVENT_SENDER"] = variant.removeprefix("pg-").removesuffix("-sends")
     with running_stack(tmp, **env) as stack:
         wait_healthy(stack.api_url, stack.proc, timeout=300)
         info = stack.info()
@@ -252,8 +252,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="pg,sqlite",
         help="one stack each: pg = embedded defaults (PostgreSQL), pg-niceN = the same "
         "with FIBERFLOW_WORKER_NICE=N (pg-nice0: the worker at the API's CPU priority, as "
-        "before 0.2.1), pg-run-sends = the same with FIBERFLOW_EVENT_SENDER=run (each flow "
-        "run sends its own events to Redis, as before 0.2.2), sqlite = project database on "
+        "before 0.2.1), pg-run-sends / pg-api-sends = the same with FIBERFLOW_EVENT_SENDER=run "
+        "(each flow run sends its own events to Redis, the default) / =api (the API sends "
+        "them, woken by NOTIFY), sqlite = project database on "
         "SQLite (the default before 0.2.0)",
     )
     ap.add_argument("--timeout", type=float, default=600.0, help="bound on each phase, s")
@@ -270,6 +271,7 @@ LABEL = {
     "pg": "embedded PostgreSQL (default)",
     "pg-nice0": "embedded PostgreSQL, worker not niced (FIBERFLOW_WORKER_NICE=0)",
     "pg-run-sends": "embedded PostgreSQL, each run sends its events (FIBERFLOW_EVENT_SENDER=run)",
+    "pg-api-sends": "embedded PostgreSQL, the API sends the events (FIBERFLOW_EVENT_SENDER=api)",
     "sqlite": "SQLite (before 0.2.0)",
 }
 

@@ -1,6 +1,6 @@
 """The outbox flusher: sends stored events to Redis from the API process.
 
-On PostgreSQL (``FIBERFLOW_EVENT_SENDER=api``, the default) it is what sends every event:
+With ``FIBERFLOW_EVENT_SENDER=api`` on PostgreSQL it is what sends every event:
 the listener (events/listener.py) wakes it at each commit that stored one. Without a
 wake-up, and as the backstop for a missed notification or a Redis outage, it flushes
 every ``interval`` seconds. Any number of flushers may run at once (on PostgreSQL they

@@ -15,12 +15,12 @@ SQLite serializes writers anyway (BEGIN IMMEDIATE), PostgreSQL gets a
 transaction-scoped advisory lock, which makes commit order equal id order.
 
 On PostgreSQL a publisher built with ``notify=True`` (what flow runs and the API use
-unless ``FIBERFLOW_EVENT_SENDER=run``) does not send at all: the storing transaction
-NOTIFYs ``EVENTS_CHANNEL`` and the API's listener (events/listener.py) wakes its outbox
-flusher at the commit. A flow run's process then does one short transaction per event,
-and the hop to Redis runs in the API, not in a process that may wait for a core behind
-dozens of other runs. Flushes take a database-wide advisory lock, so several API
-replicas send each event once, in id order.
+with ``FIBERFLOW_EVENT_SENDER=api``; the default, ``run``, sends) does not send at all:
+the storing transaction NOTIFYs ``EVENTS_CHANNEL`` and the API's listener
+(events/listener.py) wakes its outbox flusher at the commit. A flow run's process then
+does one short transaction per event, and the hop to Redis runs in the API, not in a
+process that may wait for a core behind dozens of other runs. Those flushes take a
+database-wide advisory lock, so several API replicas send each event once, in id order.
 
 The same lock makes "exactly one ``completed`` or ``failed`` event per operation" hold
 whoever publishes it (the run's own hook, or the crash reconciler for a run killed
@@ -61,6 +61,8 @@ FLUSH_BATCH = 500
 EVENTS_CHANNEL = "fiberflow_events"
 # Advisory lock key that serializes outbox flushes across processes (PostgreSQL).
 FLUSH_LOCK_KEY = "fiberflow.events:flush"
+# A transaction-scoped advisory lock on a text key (released at commit or rollback).
+XACT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(:key))"
 
 
 def connect_sync(url: str, *, connect_timeout: float = 1.0, timeout: float = 2.0) -> redis.Redis:
@@ -225,8 +227,7 @@ class EventPublisher:
         # (another API replica, woken by the same NOTIFY) waits, then reads after the
         # first one's commit and finds nothing left: each event is sent once.
         with self._sessions() as session, session.begin():
-            session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                            {"key": FLUSH_LOCK_KEY})  # fmt: skip
+            session.execute(text(XACT_LOCK_SQL), {"key": FLUSH_LOCK_KEY})
             rows = _unpublished_rows(session, limit)
             if not rows or not self._xadd([EventRecord.from_row(r) for r in rows]):
                 return 0
@@ -321,14 +322,10 @@ def _lock_service(session: Session, service_id: str, *, notify: bool = False) ->
     # service. Released at commit. SQLite's BEGIN IMMEDIATE already serializes writers.
     if session.get_bind().dialect.name != "postgresql":
         return False
-    lock = "SELECT pg_advisory_xact_lock(hashtext(:key))"
+    lock = XACT_LOCK_SQL
     if notify:
         # Delivered at the commit, never before the row is visible; a transaction that
         # stores nothing (a second terminal event) wakes the flusher for nothing.
         lock += f", pg_notify('{EVENTS_CHANNEL}', '')"
-    session.execute(text(lock), {"key": _lock_key(service_id)})
+    session.execute(text(lock), {"key": f"fiberflow.events:{service_id}"})
     return notify
-
-
-def _lock_key(service_id: str) -> str:
-    return f"fiberflow.events:{service_id}"

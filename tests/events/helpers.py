@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
 import redis
 
 from fiberflow.events.record import EventRecord
@@ -58,3 +61,15 @@ def fake_record(event_id: int, service_id: str, tenant_id: str = "t") -> dict[st
         event_id, service_id, tenant_id, "op", "service.provisioning.progress",
         {"n": event_id, "blob": json.dumps([event_id])},
     ).to_fields()  # fmt: skip
+
+
+WAIT = 15.0  # generous upper bound for readiness waits, never a performance assertion
+
+
+async def until(cond: Callable[[], bool], what: str, poll: float = 0.01) -> None:
+    """Poll ``cond`` until true; fail naming ``what`` after ``WAIT`` seconds."""
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not cond():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(poll)

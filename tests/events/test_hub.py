@@ -2,25 +2,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
 
 from fiberflow.events.hub import GAP, WOKEN, EventHub, Gap, Subscription, SubscriptionOverflow
 from fiberflow.events.record import EventRecord
-from tests.events.helpers import fake_record
+from tests.events.helpers import WAIT, fake_record, until
 from tests.fixtures.redis import RedisServer
-
-WAIT = 15.0  # generous upper bound for readiness waits, never a performance assertion
-
-
-async def until(cond: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def take(sub: Subscription, n: int, *, gaps: bool = False) -> list[EventRecord | Gap]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -23,21 +23,12 @@ from fiberflow.events.listener import libpq_url, listen_for_events
 from fiberflow.events.outbox import run_outbox_flusher
 from fiberflow.events.publisher import EventPublisher, connect_sync, sent_by_api
 from fiberflow.events.record import stream_key
-from tests.events.helpers import Workflow, stream_records
+from tests.events.helpers import WAIT, Workflow, stream_records, until
 
-WAIT = 15.0  # upper bound for a readiness wait, never a performance assertion
 # A flusher that only a wake-up can move within a test's life.
 NEVER = 3600.0
 
 postgres_only = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-
-
-async def until(cond: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def _published(engine: Engine) -> list[bool]:
